@@ -1,0 +1,57 @@
+/*
+ * conf.h - main.cf: parse, expand, check, and set the var_ globals.
+ *
+ * Syntax as Postfix: "name = value", a line starting with white space
+ * continues the previous one, "#" starts a comment line, $name / ${name} /
+ * $(name) expand recursively (with ${name?text} and ${name:text}), a loop
+ * in expansion is an error.  Errors name the file and line
+ * ("/etc/facteur/main.cf, line 12: ...").  Unknown names are kept (they may
+ * be user macros used in $expansion) and warned about by conf_check_unknown.
+ */
+#ifndef FACTEUR_CONF_H
+#define FACTEUR_CONF_H
+
+#include <stdbool.h>
+
+#include "params.h"
+#include "strbuf.h"
+
+/* Default configuration directory, overridden by $FACTEUR_CONFIG_DIR. */
+#define CONF_DEFAULT_DIR "/etc/facteur"
+
+/* Load DIR/main.cf (confdir NULL: $FACTEUR_CONFIG_DIR, else /etc/facteur),
+ * apply earlier conf_override() values, expand, convert and range-check
+ * every parameter into its var_.  A missing main.cf means all defaults.
+ * Returns 0, or -1 with the reason (file and line) in why. */
+int conf_load(const char *confdir, struct strbuf *why);
+
+/* Record a "name=value" override (master.cf -o, command line); it wins
+ * over main.cf in the next conf_load().  -1 with why if malformed. */
+int conf_override(const char *assignment, struct strbuf *why);
+
+/* The directory the last conf_load() read. */
+const char *conf_dir(void);
+
+/* Expanded value of any parameter or user macro after conf_load(); NULL if
+ * neither known nor set. */
+const char *conf_get(const char *name);
+/* Value as written in main.cf (unexpanded); NULL if not set there. */
+const char *conf_get_raw(const char *name);
+/* True if main.cf or an override set name. */
+bool conf_is_set(const char *name);
+
+/* Log a warning for each name set in main.cf that no table declares and no
+ * other value references.  Returns the number of such names. */
+int conf_check_unknown(void);
+
+/* Split a LIST value on commas and white space: returns a NULL-terminated
+ * array of owned strings (free with conf_list_free). */
+char **conf_list_split(const char *value);
+void conf_list_free(char ***listp);
+
+/* Parse a TIME ("30s", "5m", "1h", "2d", "1w", bare = seconds) or SIZE
+ * value; -1 with why if malformed. */
+int conf_parse_time(const char *value, long *secs_r, struct strbuf *why);
+int conf_parse_long(const char *value, long *val_r, struct strbuf *why);
+
+#endif
