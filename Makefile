@@ -63,20 +63,17 @@ $(LIBEXEC)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(1)/*.c)) $(LIBA)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 
-$(BIN)/%: $(O)/cmd/%.o $(LIBA)
+$(addprefix $(BIN)/,$(CMDS)): $(BIN)/%: $(O)/cmd/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(O)/tests/%: $(O)/tests/unit/%.o $(LIBA)
+$(addprefix $(O)/tests/,$(UNIT)): $(O)/tests/%: $(O)/tests/unit/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-$(O)/fuzz/%: $(O)/tests/fuzz/%.o $(O)/tests/fuzz/replay.o $(LIBA)
+$(addprefix $(O)/fuzz/,$(FUZZ)): $(O)/fuzz/%: $(O)/tests/fuzz/%.o $(O)/tests/fuzz/replay.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
-$(O)/tests/fuzz/replay.o: tests/fuzz/replay.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # main.cf(5) is generated from the one parameter table.
 man/main.cf.5: man/main.cf.5.in lib/params.def $(BIN)/facteur-conf
