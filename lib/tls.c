@@ -1,0 +1,517 @@
+/*
+ * tls.c - OpenSSL 3 contexts and sessions plugged under lib/stream.
+ *
+ * Trust: the peer's bytes are handled by OpenSSL; this file only moves
+ * them.  The descriptor is switched to non-blocking for the handshake and
+ * stays so: the TLS read/write functions report EAGAIN (with errno) and the
+ * stream waits for the descriptor within its own deadline, so a stalled
+ * peer cannot hold a process past its timeout, in the handshake or after.
+ * Certificate reload: the server context remembers the files' identity
+ * (device, inode, mtime, size) and reloads both before a handshake when
+ * either changed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "mem.h"
+#include "tls.h"
+
+/* Forward-secret AEAD suites for TLS 1.2 (TLS 1.3 suites are all FS). */
+#define TLS_DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
+
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    off_t size;
+};
+
+struct tls_ctx {
+    SSL_CTX *ssl;
+    bool server;
+    char *cert_file, *key_file;
+    struct file_id cert_id, key_id;
+};
+
+struct tls_conn {
+    SSL *ssl;
+    char summary[160];
+    char peer_cn[256];
+};
+
+static void tls_why_openssl(struct strbuf *why, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256];
+
+    if (e) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        strbuf_printf(why, "%s: %s", what, buf);
+    } else {
+        strbuf_printf(why, "%s", what);
+    }
+    ERR_clear_error();
+}
+
+static int file_id_get(const char *path, struct file_id *id)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return -1;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->mtime = st.st_mtim;
+    id->size = st.st_size;
+    return 0;
+}
+
+static bool file_id_same(const struct file_id *a, const struct file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size
+        && a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+int tls_parse_protocols(const char *spec, int *min_r, int *max_r, struct strbuf *why)
+{
+    static const struct { const char *name; int version; } names[] = {
+        { "SSLv2", 0x0200 }, { "SSLv3", SSL3_VERSION }, { "TLSv1", TLS1_VERSION },
+        { "TLSv1.1", TLS1_1_VERSION }, { "TLSv1.2", TLS1_2_VERSION },
+        { "TLSv1.3", TLS1_3_VERSION },
+    };
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    bool allowed[N], named[N] = { false }, any_named = false;
+    char *copy, *tok, *save = NULL;
+    int min = 0, max = 0;
+
+    if (spec == NULL || *spec == 0)
+        spec = ">=TLSv1.2";
+    for (size_t i = 0; i < N; i++)
+        allowed[i] = true;
+    copy = xstrdup(spec);
+    for (tok = strtok_r(copy, " ,:\t", &save); tok; tok = strtok_r(NULL, " ,:\t", &save)) {
+        char op = 0;
+        size_t i;
+
+        if (*tok == '!')
+            op = *tok++;
+        else if (strncmp(tok, ">=", 2) == 0 || strncmp(tok, "<=", 2) == 0) {
+            op = *tok;
+            tok += 2;
+        }
+        for (i = 0; i < N; i++)
+            if (strcasecmp(tok, names[i].name) == 0)
+                break;
+        if (i == N) {
+            strbuf_printf(why, "unknown TLS protocol \"%s\"", tok);
+            free(copy);
+            return -1;
+        }
+        for (size_t j = 0; j < N; j++) {
+            if ((op == '!' && j == i) || (op == '>' && j < i) || (op == '<' && j > i))
+                allowed[j] = false;
+        }
+        if (op == 0)
+            named[i] = any_named = true;
+    }
+    free(copy);
+    /* SSLv2 and SSLv3 are never offered whatever the list says.  OpenSSL
+     * takes a range, so a hole in the list is filled. */
+    allowed[0] = allowed[1] = false;
+    for (size_t i = 0; i < N; i++) {
+        if (!allowed[i] || (any_named && !named[i]))
+            continue;
+        if (min == 0)
+            min = names[i].version;
+        max = names[i].version;
+    }
+    if (min == 0) {
+        strbuf_printf(why, "TLS protocol list \"%s\" leaves no protocol enabled", spec);
+        return -1;
+    }
+    *min_r = min;
+    *max_r = max;
+    return 0;
+}
+
+static int tls_ctx_common(SSL_CTX *ssl, const char *protocols, const char *ciphers,
+                          struct strbuf *why)
+{
+    int min, max;
+
+    if (tls_parse_protocols(protocols, &min, &max, why) < 0)
+        return -1;
+    if (!SSL_CTX_set_min_proto_version(ssl, min) || !SSL_CTX_set_max_proto_version(ssl, max)) {
+        tls_why_openssl(why, "cannot set TLS protocol range");
+        return -1;
+    }
+    if (!SSL_CTX_set_cipher_list(ssl, ciphers && *ciphers ? ciphers : TLS_DEFAULT_CIPHERS)) {
+        tls_why_openssl(why, "bad TLS cipher list");
+        return -1;
+    }
+    SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
+                                 | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return 0;
+}
+
+static int tls_load_pair(struct tls_ctx *ctx, struct strbuf *why)
+{
+    if (SSL_CTX_use_certificate_chain_file(ctx->ssl, ctx->cert_file) != 1) {
+        tls_why_openssl(why, "cannot load certificate");
+        strbuf_appendf(why, " (%s)", ctx->cert_file);
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx->ssl, ctx->key_file, SSL_FILETYPE_PEM) != 1) {
+        tls_why_openssl(why, "cannot load private key");
+        strbuf_appendf(why, " (%s)", ctx->key_file);
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx->ssl) != 1) {
+        tls_why_openssl(why, "private key does not match certificate");
+        strbuf_appendf(why, " (%s, %s)", ctx->cert_file, ctx->key_file);
+        return -1;
+    }
+    file_id_get(ctx->cert_file, &ctx->cert_id);
+    file_id_get(ctx->key_file, &ctx->key_id);
+    return 0;
+}
+
+struct tls_ctx *tls_server_ctx_new(const struct tls_server_opts *opts, struct strbuf *why)
+{
+    struct tls_ctx *ctx = xcalloc(1, sizeof(*ctx));
+
+    if (opts->cert_file == NULL || *opts->cert_file == 0) {
+        strbuf_printf(why, "no TLS certificate file configured");
+        free(ctx);
+        return NULL;
+    }
+    ctx->server = true;
+    ctx->ssl = SSL_CTX_new(TLS_server_method());
+    if (ctx->ssl == NULL) {
+        tls_why_openssl(why, "cannot create TLS context");
+        free(ctx);
+        return NULL;
+    }
+    ctx->cert_file = xstrdup(opts->cert_file);
+    ctx->key_file = xstrdup(opts->key_file && *opts->key_file ? opts->key_file : opts->cert_file);
+    if (tls_ctx_common(ctx->ssl, opts->protocols, opts->ciphers, why) < 0
+        || tls_load_pair(ctx, why) < 0) {
+        tls_ctx_free(&ctx);
+        return NULL;
+    }
+    if (opts->ca_file && *opts->ca_file) {
+        if (SSL_CTX_load_verify_locations(ctx->ssl, opts->ca_file, NULL) != 1) {
+            tls_why_openssl(why, "cannot load CA file");
+            tls_ctx_free(&ctx);
+            return NULL;
+        }
+    }
+    if (opts->ask_client_cert)
+        SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
+    /* Session tickets and a cache keep repeated clients cheap. */
+    SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_session_id_context(ctx->ssl, (const unsigned char *)"facteur", 7);
+    return ctx;
+}
+
+struct tls_ctx *tls_client_ctx_new(const struct tls_client_opts *opts, struct strbuf *why)
+{
+    struct tls_ctx *ctx = xcalloc(1, sizeof(*ctx));
+
+    ctx->ssl = SSL_CTX_new(TLS_client_method());
+    if (ctx->ssl == NULL) {
+        tls_why_openssl(why, "cannot create TLS context");
+        free(ctx);
+        return NULL;
+    }
+    if (tls_ctx_common(ctx->ssl, opts->protocols, opts->ciphers, why) < 0) {
+        tls_ctx_free(&ctx);
+        return NULL;
+    }
+    if ((opts->ca_file && *opts->ca_file) || (opts->ca_path && *opts->ca_path)) {
+        const char *f = opts->ca_file && *opts->ca_file ? opts->ca_file : NULL;
+        const char *p = opts->ca_path && *opts->ca_path ? opts->ca_path : NULL;
+        if (SSL_CTX_load_verify_locations(ctx->ssl, f, p) != 1) {
+            tls_why_openssl(why, "cannot load CA file");
+            tls_ctx_free(&ctx);
+            return NULL;
+        }
+    } else {
+        SSL_CTX_set_default_verify_paths(ctx->ssl);
+    }
+    if (opts->cert_file && *opts->cert_file) {
+        ctx->cert_file = xstrdup(opts->cert_file);
+        ctx->key_file = xstrdup(opts->key_file && *opts->key_file ? opts->key_file : opts->cert_file);
+        if (tls_load_pair(ctx, why) < 0) {
+            tls_ctx_free(&ctx);
+            return NULL;
+        }
+    }
+    /* Verification result is read after the handshake; the level decides. */
+    SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
+void tls_ctx_free(struct tls_ctx **ctxp)
+{
+    struct tls_ctx *ctx = *ctxp;
+
+    if (ctx == NULL)
+        return;
+    SSL_CTX_free(ctx->ssl);
+    free(ctx->cert_file);
+    free(ctx->key_file);
+    free(ctx);
+    *ctxp = NULL;
+}
+
+/* Before a server handshake: reload the pair if a file changed. */
+static void tls_ctx_refresh(struct tls_ctx *ctx)
+{
+    struct file_id c, k;
+    struct strbuf *why;
+
+    if (!ctx->server || ctx->cert_file == NULL)
+        return;
+    if (file_id_get(ctx->cert_file, &c) < 0 || file_id_get(ctx->key_file, &k) < 0)
+        return;
+    if (file_id_same(&c, &ctx->cert_id) && file_id_same(&k, &ctx->key_id))
+        return;
+    why = strbuf_new(128);
+    /* Load into a scratch context first so a half-written pair never
+     * replaces a good one. */
+    struct tls_ctx probe = { .ssl = SSL_CTX_new(TLS_server_method()), .server = true,
+                             .cert_file = ctx->cert_file, .key_file = ctx->key_file };
+    if (probe.ssl && tls_load_pair(&probe, why) == 0) {
+        if (tls_load_pair(ctx, why) == 0)
+            log_info("reloaded TLS certificate %s and key %s", ctx->cert_file, ctx->key_file);
+    } else {
+        log_warn("TLS certificate reload failed, keeping the old one: %s", strbuf_str(why));
+        ctx->cert_id = c;   /* do not retry on every connection */
+        ctx->key_id = k;
+    }
+    SSL_CTX_free(probe.ssl);
+    strbuf_free(&why);
+}
+
+static int ms_left(const struct timespec *end)
+{
+    struct timespec now;
+    long ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (end->tv_sec - now.tv_sec) * 1000 + (end->tv_nsec - now.tv_nsec) / 1000000;
+    return ms < 0 ? 0 : (int)ms;
+}
+
+static ssize_t tls_io_read(void *vctx, void *buf, size_t len)
+{
+    struct tls_conn *c = vctx;
+    size_t got = 0;
+    int r, err;
+
+    ERR_clear_error();
+    r = SSL_read_ex(c->ssl, buf, len, &got);
+    if (r == 1)
+        return (ssize_t)got;
+    err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (err == SSL_ERROR_SYSCALL && errno == 0)
+        return 0;   /* peer closed without close_notify */
+    if (err != SSL_ERROR_SYSCALL)
+        errno = EPROTO;
+    ERR_clear_error();
+    return -1;
+}
+
+static ssize_t tls_io_write(void *vctx, const void *buf, size_t len)
+{
+    struct tls_conn *c = vctx;
+    size_t put = 0;
+    int r, err;
+
+    ERR_clear_error();
+    r = SSL_write_ex(c->ssl, buf, len, &put);
+    if (r == 1)
+        return (ssize_t)put;
+    err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (err != SSL_ERROR_SYSCALL)
+        errno = EPROTO;
+    ERR_clear_error();
+    return -1;
+}
+
+static int tls_handshake(struct tls_conn *c, struct stream *s, int timeout_ms, bool server,
+                         struct strbuf *why)
+{
+    struct timespec end;
+    int fd = stream_fd(s);
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        strbuf_printf(why, "cannot set descriptor non-blocking: %m");
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += timeout_ms / 1000;
+    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (end.tv_nsec >= 1000000000) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000;
+    }
+    for (;;) {
+        int r, err;
+        struct pollfd pfd = { .fd = fd };
+
+        ERR_clear_error();
+        r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+        if (r == 1)
+            return 0;
+        err = SSL_get_error(c->ssl, r);
+        if (err == SSL_ERROR_WANT_READ)
+            pfd.events = POLLIN;
+        else if (err == SSL_ERROR_WANT_WRITE)
+            pfd.events = POLLOUT;
+        else {
+            if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                strbuf_printf(why, "TLS handshake failed: %s",
+                              errno ? strerror(errno) : "lost connection");
+            else
+                tls_why_openssl(why, "TLS handshake failed");
+            return -1;
+        }
+        int left = ms_left(&end);
+        if (left == 0 || (r = poll(&pfd, 1, left)) == 0) {
+            strbuf_printf(why, "TLS handshake timed out");
+            return -1;
+        }
+        if (r < 0 && errno != EINTR) {
+            strbuf_printf(why, "poll: %m");
+            return -1;
+        }
+    }
+}
+
+static void tls_conn_describe(struct tls_conn *c)
+{
+    const SSL_CIPHER *ciph = SSL_get_current_cipher(c->ssl);
+    int alg_bits = 0;
+    int bits = SSL_CIPHER_get_bits(ciph, &alg_bits);
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+
+    snprintf(c->summary, sizeof(c->summary), "%s with cipher %s (%d/%d bits)",
+             SSL_get_version(c->ssl), SSL_CIPHER_get_name(ciph), bits, alg_bits);
+    c->peer_cn[0] = 0;
+    if (peer) {
+        X509_NAME *subj = X509_get_subject_name(peer);
+        if (subj && X509_NAME_get_text_by_NID(subj, NID_commonName, c->peer_cn,
+                                              sizeof(c->peer_cn)) < 0)
+            c->peer_cn[0] = 0;
+    }
+}
+
+static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool server,
+                     const char *servername, const char *verify_name,
+                     struct tls_conn **conn_r, struct strbuf *why)
+{
+    struct tls_conn *c;
+
+    if (server)
+        tls_ctx_refresh(ctx);
+    /* Anything the peer pipelined before the handshake is discarded:
+     * STARTTLS command injection (CVE-2011-0411 class). */
+    if (stream_flush(s) < 0) {
+        strbuf_printf(why, "cannot flush before TLS: %s", stream_strerror(s));
+        return -1;
+    }
+    stream_purge_input(s);
+    c = xcalloc(1, sizeof(*c));
+    c->ssl = SSL_new(ctx->ssl);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, stream_fd(s)) != 1) {
+        tls_why_openssl(why, "cannot create TLS session");
+        SSL_free(c->ssl);
+        free(c);
+        return -1;
+    }
+    if (!server) {
+        if (servername && *servername)
+            SSL_set_tlsext_host_name(c->ssl, servername);
+        if (verify_name && *verify_name) {
+            SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            SSL_set1_host(c->ssl, verify_name);
+        }
+    }
+    if (tls_handshake(c, s, timeout_ms, server, why) < 0) {
+        SSL_free(c->ssl);
+        free(c);
+        return -1;
+    }
+    tls_conn_describe(c);
+    stream_set_io(s, tls_io_read, tls_io_write, c);
+    *conn_r = c;
+    return 0;
+}
+
+int tls_server_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
+                     struct tls_conn **conn_r, struct strbuf *why)
+{
+    return tls_start(ctx, s, timeout_ms, true, NULL, NULL, conn_r, why);
+}
+
+int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
+                     const char *servername, const char *verify_name,
+                     struct tls_conn **conn_r, struct strbuf *why)
+{
+    return tls_start(ctx, s, timeout_ms, false, servername, verify_name, conn_r, why);
+}
+
+void tls_conn_free(struct tls_conn **connp)
+{
+    struct tls_conn *c = *connp;
+
+    if (c == NULL)
+        return;
+    /* One non-blocking close_notify attempt; never wait for the peer's. */
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    SSL_free(c->ssl);
+    free(c);
+    *connp = NULL;
+}
+
+const char *tls_conn_protocol(const struct tls_conn *c) { return SSL_get_version(c->ssl); }
+const char *tls_conn_cipher(const struct tls_conn *c)
+{
+    return SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl));
+}
+int tls_conn_bits(const struct tls_conn *c)
+{
+    return SSL_CIPHER_get_bits(SSL_get_current_cipher(c->ssl), NULL);
+}
+bool tls_conn_peer_cert(const struct tls_conn *c) { return SSL_get0_peer_certificate(c->ssl) != NULL; }
+bool tls_conn_peer_verified(const struct tls_conn *c)
+{
+    return SSL_get0_peer_certificate(c->ssl) != NULL && SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+const char *tls_conn_peer_cn(const struct tls_conn *c) { return c->peer_cn; }
+const char *tls_conn_summary(const struct tls_conn *c) { return c->summary; }

@@ -1,0 +1,84 @@
+/*
+ * tls.h - TLS for every daemon and client, on OpenSSL 3, below lib/stream.
+ *
+ * A tls_ctx holds the configuration of one role (server or client); a
+ * tls_conn is one TLS session bound to a struct stream: tls_server_start and
+ * tls_client_start purge the stream's buffered input (nothing read before
+ * STARTTLS survives it), run the handshake within the given time, then plug
+ * the session into the stream with stream_set_io so the protocol code keeps
+ * using stream_read_line/stream_write unchanged.
+ *
+ * Defaults follow DESIGN.md: TLS 1.2 or newer, forward-secret AEAD ciphers
+ * only.  A server context notices when its certificate or key file changes
+ * on disk (a Let's Encrypt renewal) and loads the new pair for the next
+ * handshake; a failed reload keeps the old pair and logs a warning.
+ */
+#ifndef FACTEUR_TLS_H
+#define FACTEUR_TLS_H
+
+#include <stdbool.h>
+
+#include "stream.h"
+#include "strbuf.h"
+
+struct tls_ctx;
+struct tls_conn;
+
+struct tls_server_opts {
+    const char *cert_file;      /* PEM chain, leaf first */
+    const char *key_file;       /* PEM key; may be the same file */
+    const char *protocols;      /* Postfix syntax: ">=TLSv1.2", "!SSLv3, !TLSv1"; NULL: >=TLSv1.2 */
+    const char *ciphers;        /* OpenSSL cipher list for TLS <= 1.2; NULL: forward-secret AEAD */
+    const char *ca_file;        /* to verify client certificates; may be NULL */
+    bool ask_client_cert;
+};
+
+struct tls_client_opts {
+    const char *ca_file;        /* trust anchors; NULL: system default store */
+    const char *ca_path;
+    const char *protocols;
+    const char *ciphers;
+    const char *cert_file;      /* client certificate, optional */
+    const char *key_file;
+};
+
+/* Server context; NULL with why on a bad file or option. */
+struct tls_ctx *tls_server_ctx_new(const struct tls_server_opts *opts, struct strbuf *why);
+/* Client context; NULL with why. */
+struct tls_ctx *tls_client_ctx_new(const struct tls_client_opts *opts, struct strbuf *why);
+void tls_ctx_free(struct tls_ctx **ctxp);
+
+/* Handshake as server on s's descriptor within timeout_ms; 0 and *conn_r on
+ * success (the stream now reads and writes through TLS), -1 with why. */
+int tls_server_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
+                     struct tls_conn **conn_r, struct strbuf *why);
+/* Handshake as client; servername is sent as SNI (may be NULL) and, when
+ * verify_name is set, checked against the certificate (RFC 6125 host name
+ * rules as OpenSSL implements them). */
+int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
+                     const char *servername, const char *verify_name,
+                     struct tls_conn **conn_r, struct strbuf *why);
+
+/* Send close_notify (best effort) and free; the stream must not be used for
+ * I/O afterwards except to close it. */
+void tls_conn_free(struct tls_conn **connp);
+
+/* Negotiated protocol ("TLSv1.3"), cipher name and secret bits. */
+const char *tls_conn_protocol(const struct tls_conn *c);
+const char *tls_conn_cipher(const struct tls_conn *c);
+int tls_conn_bits(const struct tls_conn *c);
+/* Did the peer present a certificate, and did it verify against the CA
+ * store (and the name, for clients)?  peer_cn: subject CN or "". */
+bool tls_conn_peer_cert(const struct tls_conn *c);
+bool tls_conn_peer_verified(const struct tls_conn *c);
+const char *tls_conn_peer_cn(const struct tls_conn *c);
+/* Postfix-style summary for Received headers and logs:
+ * "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)". */
+const char *tls_conn_summary(const struct tls_conn *c);
+
+/* Parse a Postfix protocol list (">=TLSv1.2", "TLSv1.2, TLSv1.3",
+ * "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1") into OpenSSL min/max versions;
+ * -1 with why if unknown names or an empty range. */
+int tls_parse_protocols(const char *spec, int *min_r, int *max_r, struct strbuf *why);
+
+#endif
