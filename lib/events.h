@@ -36,7 +36,7 @@ void event_disable(int fd);
 /* Call fn once after ms milliseconds.  The handle stays valid until the
  * timer fires or is cancelled. */
 struct timer *timer_add(long ms, timer_fn *fn, void *ctx);
-/* Cancel a pending timer and NULL *tp; NULL/*NULL allowed.  Do not cancel
+/* Cancel a pending timer and NULL *tp; NULL and *NULL allowed.  Do not cancel
  * a timer from its own callback after it fired (the handle is gone). */
 void timer_cancel(struct timer **tp);
 
