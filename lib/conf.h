@@ -12,6 +12,7 @@
 #define FACTEUR_CONF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "params.h"
 #include "strbuf.h"
@@ -53,5 +54,47 @@ void conf_list_free(char ***listp);
  * value; -1 with why if malformed. */
 int conf_parse_time(const char *value, long *secs_r, struct strbuf *why);
 int conf_parse_long(const char *value, long *val_r, struct strbuf *why);
+
+/* Limits of the parser: past any of them conf_load fails with file:line. */
+#define CONF_FILE_MAX       (4 * 1024 * 1024) /* bytes in main.cf */
+#define CONF_LINE_MAX       8192        /* bytes in one physical line */
+#define CONF_LOGICAL_MAX    65536       /* bytes in one logical line */
+#define CONF_NAME_MAX       100         /* bytes in a parameter name */
+#define CONF_PARAMS_MAX     2000        /* distinct names in main.cf */
+#define CONF_OVERRIDES_MAX  1000        /* conf_override() calls kept */
+#define CONF_EXPAND_DEPTH   100         /* nested $name / ${...} levels */
+#define CONF_EXPAND_MAX     (256 * 1024) /* bytes of one expanded value */
+
+/* As conf_load, but parse len bytes of main.cf text from memory; path is
+ * only used in messages (and by conf_check_unknown).  conf_load reads the
+ * file and calls this; it is also the fuzz target's entry point.  The text
+ * need not be NUL-terminated.  On failure the var_ globals keep the values
+ * of the last successful load. */
+int conf_load_buffer(const char *path, const char *text, size_t len, struct strbuf *why);
+
+/* Forget everything: parsed values, overrides, and the var_ strings (set
+ * back to NULL / 0).  For tests, fuzzing and a clean exit under ASan. */
+void conf_unload(void);
+
+/* Forget the conf_override() values recorded so far. */
+void conf_override_clear(void);
+
+/* Effective value before expansion (override, else main.cf, else the
+ * default, computed for myhostname, mydomain and mynetworks); NULL if the
+ * name is neither known nor set.  Borrowed until the next load. */
+const char *conf_get_value(const char *name);
+
+/* Names set in main.cf or by an override, sorted (C locale): a
+ * NULL-terminated owned array, free with conf_list_free. */
+char **conf_names_set(void);
+
+/* True if name is a valid parameter name: 1 to CONF_NAME_MAX bytes of
+ * letters, digits and '_'. */
+bool conf_name_valid(const char *name, size_t len);
+
+/* SIZE: a number of bytes, optionally followed by k, m or g (x 1024).
+ * BOOL: yes or no (any case).  -1 with why if malformed. */
+int conf_parse_size(const char *value, long *val_r, struct strbuf *why);
+int conf_parse_bool(const char *value, bool *val_r, struct strbuf *why);
 
 #endif
