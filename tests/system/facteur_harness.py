@@ -336,8 +336,10 @@ class Instance:
                     self.master_proc.returncode, self.log_text()[-2000:]))
             return self.master_pid()
         pid = wait_until(master_up, timeout, "master.pid to name a live master")
+        # Look in /proc/net rather than connect: a connection would make
+        # master spawn a process for the service.
         for host, port in self.inet_ports():
-            wait_until(lambda: tcp_listening(port, host), timeout,
+            wait_until(lambda: listening_inode(port) is not None, timeout,
                        "a listener on %s:%d" % (host, port))
         for line in self.services:
             f = line.split()
@@ -452,12 +454,13 @@ class Instance:
         pid = self.master_pid()
         if pid is None:
             return []
-        path = os.path.join(self.daemon_dir, command)
         out = []
         for kid in proc_children(pid):
-            cmd = proc_cmdline(kid)
-            if cmd.startswith(path + " ") or cmd == path or \
-                    cmd.split(" ")[:2] == ["/bin/sh", path]:
+            argv = proc_cmdline(kid).split(" ")
+            # A script runs as "/bin/sh PATH args".
+            if argv and argv[0] in ("/bin/sh", "sh", "/bin/bash") and len(argv) > 1:
+                argv = argv[1:]
+            if argv and os.path.basename(argv[0]) == command:
                 out.append(kid)
         return out
 
