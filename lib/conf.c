@@ -1179,11 +1179,10 @@ static bool conf_is_per_transport(const char *name)
     return false;
 }
 
-int conf_check_unknown(void)
+/* Names listed in smtpd_restriction_classes count as used. */
+static void conf_mark_classes(void)
 {
-    const char *classes = conf_get("smtpd_restriction_classes");
-    char **cls = conf_list_split(classes);
-    int count = 0;
+    char **cls = conf_list_split(conf_get("smtpd_restriction_classes"));
 
     for (size_t i = 0; cls[i]; i++) {
         struct conf_entry *e = conf_lookup(cls[i]);
@@ -1192,7 +1191,28 @@ int conf_check_unknown(void)
             e->referenced = true;
     }
     conf_list_free(&cls);
-    for (size_t i = 0; conf.loaded && i < conf.count; i++) {
+}
+
+bool conf_is_known(const char *name)
+{
+    struct conf_entry *e;
+
+    if (param_find(name))
+        return true;
+    if (!conf.loaded || (e = conf_lookup(name)) == NULL)
+        return false;
+    conf_mark_classes();
+    return e->referenced || conf_is_per_transport(name);
+}
+
+int conf_check_unknown(void)
+{
+    int count = 0;
+
+    if (!conf.loaded)
+        return 0;
+    conf_mark_classes();
+    for (size_t i = 0; i < conf.count; i++) {
         struct conf_entry *e = &conf.ent[i];
 
         if (e->file_value == NULL || e->desc || e->referenced || conf_is_per_transport(e->name))

@@ -88,6 +88,12 @@ const char *conf_get_value(const char *name);
  * NULL-terminated owned array, free with conf_list_free. */
 char **conf_names_set(void);
 
+/* True if name is declared in params.def, or is set and used: mentioned as
+ * $name by some value, listed in smtpd_restriction_classes, or shaped like
+ * a per-transport parameter (TRANSPORT_destination_concurrency_limit ...).
+ * facteur-conf prints such names; conf_check_unknown warns about the rest. */
+bool conf_is_known(const char *name);
+
 /* True if name is a valid parameter name: 1 to CONF_NAME_MAX bytes of
  * letters, digits and '_'. */
 bool conf_name_valid(const char *name, size_t len);

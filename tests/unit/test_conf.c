@@ -469,6 +469,15 @@ static void test_check_unknown(void **state)
     log_init("test_conf", 0);
     assert_int_equal(log_set_file(path), 0);
     assert_int_equal(conf_check_unknown(), 2);
+    assert_true(conf_is_known("relayhost"));
+    assert_true(conf_is_known("smtpd_timeout"));           /* declared, not set */
+    assert_true(conf_is_known("used_macro"));
+    assert_true(conf_is_known("cond_only"));
+    assert_true(conf_is_known("myclass"));
+    assert_true(conf_is_known("custom_destination_concurrency_limit"));
+    assert_false(conf_is_known("unused_one"));
+    assert_false(conf_is_known("commented"));
+    assert_false(conf_is_known("nothing"));
     log_set_file(NULL);
     log_init("test_conf", LOG_DEST_STDERR);
     n = read(fd, buf, sizeof(buf) - 1);
