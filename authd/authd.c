@@ -41,6 +41,9 @@ static const struct server_desc authd_desc = {
     .kind = SERVER_MULTI,
     .pre_jail = authd_pre_jail,
     .accept_fn = authd_conn_accept,
+    /* Failure penalties live in this process: do not forget them just
+     * because nobody logged in for max_idle seconds. */
+    .keep_running = true,
 };
 
 int main(int argc, char **argv)
