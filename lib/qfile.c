@@ -67,7 +67,7 @@ static int writer_fail(struct qfile_writer *w, const char *fmt, ...)
 {
     va_list ap;
 
-    if (w->state != W_FAILED) {
+    if (w->state != W_FAILED && w->state != W_PREPARED) {
         va_start(ap, fmt);
         strbuf_reset(w->err);
         strbuf_vappendf(w->err, fmt, ap);
@@ -81,8 +81,10 @@ static int writer_usable(struct qfile_writer *w, bool envelope)
 {
     if (w->state == W_FAILED)
         return -1;
+    /* never W_FAILED after commit: qfile_writer_free() would remove the
+     * queued file */
     if (w->state == W_PREPARED)
-        return writer_fail(w, "queue file already committed");
+        return -1;
     if (envelope && w->state != W_ENVELOPE)
         return writer_fail(w, "envelope record after message content");
     return 0;
@@ -372,6 +374,10 @@ int qfile_commit_prepare(struct qfile_writer *w, struct strbuf *why)
     struct strbuf *final;
     int fd, rc;
 
+    if (w->state == W_PREPARED) {
+        strbuf_set(why, "queue file already committed");
+        return -1;
+    }
     if (writer_usable(w, false) == 0 && enter_content(w) == 0 && flush_chunk(w) == 0) {
         if (!w->have_sender)
             writer_fail(w, "no sender");

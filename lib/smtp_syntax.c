@@ -903,11 +903,12 @@ static enum smtp_reply_id param_apply(const char *kw, size_t klen, const char *v
         }
         p->size = 0;
         for (size_t i = 0; i < vlen; i++) {
-            if (!is_digit((unsigned char)val[i]) || p->size > (UINT64_MAX - 9) / 10) {
+            uint64_t d = (uint64_t)(val[i] - '0');
+            if (!is_digit((unsigned char)val[i]) || p->size > (UINT64_MAX - d) / 10) {
                 strbuf_set(why, "bad SIZE value");
                 return SMTP_R_SYNTAX_ARGS;
             }
-            p->size = p->size * 10 + (uint64_t)(val[i] - '0');
+            p->size = p->size * 10 + d;
         }
         return SMTP_R_NONE;
     case SMTP_PARAM_BODY:
@@ -1070,7 +1071,15 @@ static enum smtp_reply_id mail_rcpt_parse(const char *args, size_t len, bool is_
     if (path_parse(args + pstart, pend - pstart, is_rcpt, opts, addr, why) < 0)
         return bad;
 
-    /* ESMTP parameters: SP keyword ["=" value] ... */
+    /* ESMTP parameters: SP keyword ["=" value] ...; count them first so
+     * that an over-long list is refused as such, whatever it holds */
+    for (size_t j = i; j < len; j++)
+        if (args[j] != ' ' && (j == i || args[j - 1] == ' '))
+            nparams++;
+    if (nparams > SMTP_PARAMS_MAX) {
+        strbuf_set(why, "too many parameters");
+        return SMTP_R_SYNTAX_ARGS;
+    }
     while (i < len) {
         size_t k, ke, v, ve;
         bool has_val = false;
@@ -1080,10 +1089,6 @@ static enum smtp_reply_id mail_rcpt_parse(const char *args, size_t len, bool is_
             i++;
         if (i >= len)
             break;
-        if (++nparams > SMTP_PARAMS_MAX) {
-            strbuf_set(why, "too many parameters");
-            return SMTP_R_SYNTAX_ARGS;
-        }
         k = i;
         while (i < len && (is_alpha((unsigned char)args[i]) || is_digit((unsigned char)args[i])
                            || (args[i] == '-' && i > k)))
