@@ -30,7 +30,6 @@ int privs_user_lookup(const char *user, uid_t *uid_r, gid_t *gid_r, struct strbu
     char *end;
     unsigned long v;
 
-    errno = 0;
     if ((pw = getpwnam(user)) != NULL) {
         *uid_r = pw->pw_uid;
         *gid_r = pw->pw_gid;
@@ -47,10 +46,8 @@ int privs_user_lookup(const char *user, uid_t *uid_r, gid_t *gid_r, struct strbu
             return 0;
         }
     }
-    if (errno != 0)
-        strbuf_printf(why, "user lookup %s: %m", user);
-    else
-        strbuf_printf(why, "unknown user: %s", user);
+    /* getpwnam leaves errno in no reliable state for "not found". */
+    strbuf_printf(why, "unknown user: %s", user);
     return -1;
 }
 

@@ -388,13 +388,16 @@ static void server_log_setup(const char *name)
         ident = xasprintf("%s/%s", var_syslog_name, name);
     else
         ident = xstrdup(name);
-    log_init(ident, srv_standalone ? LOG_DEST_STDERR : LOG_DEST_SYSLOG);
+    /* Run by hand from a terminal: also show the lines there. */
+    int tty = isatty(2) ? LOG_DEST_STDERR : 0;
+
+    log_init(ident, srv_standalone ? LOG_DEST_STDERR : LOG_DEST_SYSLOG | tty);
     free(ident);
     if (var_maillog_file && *var_maillog_file) {
         if (log_set_file(var_maillog_file) < 0)
             log_fatal("open maillog_file %s: %m", var_maillog_file);
         if (!srv_standalone)
-            log_set_dest(LOG_DEST_FILE);
+            log_set_dest(LOG_DEST_FILE | tty);
     }
 }
 

@@ -73,6 +73,7 @@ struct master_child {
     unsigned generation;
     bool busy;
     bool used;                          /* has ever reported busy */
+    bool signalled;                     /* master sent it a signal */
     uint64_t started;                   /* ms */
     struct master_child *next;
 };

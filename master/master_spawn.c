@@ -313,9 +313,11 @@ void master_wakeup_arm(struct master_service *svc)
 void master_spawn_signal_children(struct master_service *svc, int signo)
 {
     for (struct master_child *c = master_children; c; c = c->next)
-        if (svc == NULL || c->svc == svc)
+        if (svc == NULL || c->svc == svc) {
+            c->signalled = true;
             if (kill(c->pid, signo) < 0 && errno != ESRCH)
                 log_warn("kill pid %ld: %m", (long)c->pid);
+        }
 }
 
 /* The service is going away: its children stay in the list (so they are
@@ -342,6 +344,9 @@ static void child_exited(struct master_child *c, int status)
     bool abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     bool current = svc != NULL && c->generation == svc->generation;
 
+    /* Death by our own SIGTERM (a removed service) is no news. */
+    if (c->signalled && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+        abnormal = false;
     if (abnormal && !master_stopping) {
         if (WIFEXITED(status))
             log_warn("process %s pid %ld exit status %d", c->path, (long)c->pid,
