@@ -176,6 +176,44 @@ static void master_quiet_stdio(void)
         close(fd);
 }
 
+/* Children get only the environment import_environment names ("NAME"
+ * keeps the caller's value, "NAME=value" sets one): whoever starts master
+ * as root must not be able to steer the daemons through it. */
+static void master_clean_env(void)
+{
+    char **items = conf_list_split(var_import_environment);
+    size_t n = 0;
+    char **names, **values;
+
+    while (items[n])
+        n++;
+    names = xcalloc(n + 1, sizeof(char *));
+    values = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        char *eq = strchr(items[i], '=');
+        const char *v;
+
+        if (eq != NULL) {
+            names[i] = xstrndup(items[i], (size_t)(eq - items[i]));
+            values[i] = xstrdup(eq + 1);
+        } else {
+            names[i] = xstrdup(items[i]);
+            values[i] = (v = getenv(items[i])) != NULL ? xstrdup(v) : NULL;
+        }
+    }
+    if (clearenv() != 0)
+        log_fatal("clearenv failed");
+    for (size_t i = 0; i < n; i++) {
+        if (values[i] != NULL && *names[i] && setenv(names[i], values[i], 1) < 0)
+            log_warn("import_environment %s: %m", names[i]);
+        free(names[i]);
+        free(values[i]);
+    }
+    free(names);
+    free(values);
+    conf_list_free(&items);
+}
+
 static void usage(void)
 {
     log_fatal("usage: master [-c config_dir] [-d] [-t] [-w] [-v]");
@@ -230,6 +268,7 @@ int main(int argc, char **argv)
         return master_test_running();
 
     master_root = privs_is_root();
+    master_clean_env();
     dest = LOG_DEST_STDERR | LOG_DEST_SYSLOG;
     log_init("master", dest);
     if (var_maillog_file && *var_maillog_file) {
