@@ -536,8 +536,10 @@ int main(int argc, char **argv)
     argv += optind;
     if (opt.defaults && opt.nondefault)
         log_fatal("options -d and -n exclude each other");
-    if (opt.mode == MODE_MAN)
+    if (opt.mode == MODE_MAN) {
+        strbuf_free(&why);
         return write_man();
+    }
 
     /* Every mode reads main.cf first, so a broken one is reported with its
      * line (postconf does the same), and conf_dir() is settled. */
