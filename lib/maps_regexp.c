@@ -13,9 +13,10 @@
  * The table file is the administrator's, but its errors must not take a
  * daemon down: every problem is reported as "file:line: ..." and the
  * table fails to open.  Bounds: MAP_LINE_MAX per line, REGEXP_PATTERN_MAX
- * per pattern, repetition counts at most 255 (glibc would otherwise build
- * huge automata), MAP_REGEXP_RULES_MAX rules, MAP_REGEXP_DEPTH_MAX nested
- * ifs.  Lookup keys are matched as given (no case folding here).
+ * per pattern, repetition counts at most 255 and an estimate of the
+ * compiled size (glibc would otherwise build huge automata, see
+ * regexp_check_cost), MAP_REGEXP_RULES_MAX rules, MAP_REGEXP_DEPTH_MAX
+ * nested ifs.  Lookup keys are matched as given (no case folding here).
  */
 #include <ctype.h>
 #include <regex.h>
@@ -101,31 +102,120 @@ static const char *regexp_scan_result(const char *s, int *max_ref_r)
     return NULL;
 }
 
-/* Refuse repetition counts above REGEXP_REPEAT_MAX ("{n}", "{n,m}", and
- * "\{n\}" in basic syntax); other syntax is left to regcomp. */
-static const char *regexp_check_counts(const char *pat)
+/*
+ * glibc's regcomp() copies a subexpression once per repetition it may
+ * need, so nested repetitions ("((a{1,255}){1,255}){1,255}", "a+++++...")
+ * take exponential time and memory.  Estimate the size of the compiled
+ * expression before compiling: every atom costs 1, times the factor of
+ * each repetition around it ('*' and '?' 2, '+' 3, "{n,m}" max(n,m) + 1).
+ * The estimate errs high; REGEXP_COST_MAX keeps regcomp under about 0.2 s.
+ * In basic syntax (flag x) "\(", "\)", "\{", "\}", "\+", "\?" are the
+ * operators; the plain characters are then literals, which only makes the
+ * estimate higher.
+ */
+#define REGEXP_COST_MAX 10000
+#define REGEXP_GROUPS_MAX 100
+
+struct regexp_cost_frame {
+    unsigned long total;        /* finished items of this group */
+    unsigned long last;         /* the item a repetition would apply to */
+};
+
+static unsigned long regexp_mul(unsigned long a, unsigned long b)
 {
-    for (const char *p = pat; *p; p++) {
-        if (*p == '\\' && p[1] != 0 && p[1] != '{') {
-            p++;
-            continue;
+    return a > REGEXP_COST_MAX || b > REGEXP_COST_MAX ? REGEXP_COST_MAX + 1
+        : a * b;
+}
+
+/* Skip a bracket expression; p is at '['.  Returns the last ']' or NULL. */
+static const char *regexp_skip_bracket(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    for (; *p && *p != ']'; p++) {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char kind = p[1];
+            const char *end = p + 2;
+            while (*end && !(end[0] == kind && end[1] == ']'))
+                end++;
+            if (*end == 0)
+                return NULL;
+            p = end + 1;
         }
-        if (*p != '{' && !(*p == '\\' && p[1] == '{'))
-            continue;
-        p += *p == '\\' ? 2 : 1;
-        for (int part = 0; part < 2; part++) {
-            long n = 0;
-            while (isdigit((unsigned char)*p)) {
-                n = n * 10 + (*p++ - '0');
-                if (n > REGEXP_REPEAT_MAX)
-                    return "repetition count above 255";
-            }
-            if (*p != ',')
-                break;
-            p++;
-        }
-        p--;
     }
+    return *p == ']' ? p : NULL;
+}
+
+static const char *regexp_check_cost(const char *pat, bool extended)
+{
+    struct regexp_cost_frame stack[REGEXP_GROUPS_MAX + 1], *f = stack;
+    unsigned long factor, group;
+    const char *p;
+    bool esc;
+    char c;
+
+    f->total = f->last = 0;
+    for (p = pat; *p; p++) {
+        esc = *p == '\\' && p[1] != 0;
+        c = esc ? *++p : *p;
+        if (!esc && c == '[') {
+            const char *end = regexp_skip_bracket(p);
+            if (end == NULL)
+                return NULL;    /* regcomp reports the syntax error */
+            p = end;
+            c = 'a';            /* one atom */
+        }
+        if (esc != extended && c == '(') {
+            if (f - stack >= REGEXP_GROUPS_MAX)
+                return "too many nested groups";
+            f->total += f->last;
+            f->last = 0;
+            f++;
+            f->total = f->last = 0;
+        } else if (esc != extended && c == ')' && f > stack) {
+            group = f->total + f->last;
+            f--;
+            f->total += f->last;
+            f->last = group ? group : 1;
+        } else if (esc != extended && c == '|') {
+            f->total += f->last;
+            f->last = 0;
+        } else if ((!esc && c == '*') || (esc != extended && (c == '+'
+                                                              || c == '?'))) {
+            f->last = regexp_mul(f->last, c == '+' ? 3 : 2);
+        } else if (esc != extended && c == '{') {
+            factor = 0;
+            for (int part = 0; part < 2; part++) {
+                unsigned long n = 0;
+                while (p[1] >= '0' && p[1] <= '9') {
+                    n = n * 10 + (unsigned long)(*++p - '0');
+                    if (n > REGEXP_REPEAT_MAX)
+                        return "repetition count above 255";
+                }
+                if (n > factor)
+                    factor = n;
+                if (p[1] != ',')
+                    break;
+                p++;
+            }
+            f->last = regexp_mul(f->last, factor + 1);
+        } else {
+            f->total += f->last;
+            f->last = 1;
+        }
+        if (f->total > REGEXP_COST_MAX || f->last > REGEXP_COST_MAX)
+            return "pattern too complex (nested repetitions)";
+    }
+    while (f > stack) {
+        group = f->total + f->last;
+        f--;
+        f->total += f->last + group;
+    }
+    if (f->total + f->last > REGEXP_COST_MAX)
+        return "pattern too complex (nested repetitions)";
     return NULL;
 }
 
@@ -177,7 +267,8 @@ static const char *regexp_split(const char **pp, struct regexp_rule *rule,
     while (isspace((unsigned char)*p))
         p++;
     *pp = p;
-    return regexp_check_counts(strbuf_str(pat));
+    return regexp_check_cost(strbuf_str(pat),
+                             (*cflags_r & REG_EXTENDED) != 0);
 }
 
 /* Compile pat into rule->re; the message goes to why. */

@@ -429,6 +429,13 @@ static const struct regexp_error_case regexp_errors[] = {
     { "if /a/\nendif x\n", "mem:2: text after endif" },
     { "/a{256}/ x\n", "mem:1: repetition count above 255" },
     { "/a{1,999}/ x\n", "mem:1: repetition count above 255" },
+    { "/a\\{1,999\\}/x x\n", "mem:1: repetition count above 255" },
+    { "/a+++++++++++++++++++++++++/ x\n", "mem:1: pattern too complex" },
+    { "/((a{1,255}){1,255}){1,255}/ x\n", "mem:1: pattern too complex" },
+    { "/((((((((((((((a*)*)*)*)*)*)*)*)*)*)*)*)*)*)*/ x\n",
+      "mem:1: pattern too complex" },
+    { "/\\(\\(a\\{1,200\\}\\)*\\)\\{1,200\\}/x x\n",
+      "mem:1: pattern too complex" },
     { "/a/ x\n   \n\n  y\n\t/b/ c\n  \n z\n/(/ e\n", "mem:8: bad regular" },
     { " /a/ x\n", "mem:1: logical line must not start" },
     { "/a/ x\0\n", "mem:1: NUL byte" },
@@ -456,7 +463,34 @@ static void test_regexp_errors(void **state)
             fail_msg("\"%s\": why \"%s\" lacks \"%s\"", src, strbuf_str(why),
                      regexp_errors[i].error);
     }
+    /* Groups are bounded, realistic patterns are not refused. */
+    strbuf_reset(deep);
+    strbuf_append(deep, "/");
+    for (int i = 0; i <= 100; i++)
+        strbuf_append(deep, "(");
+    strbuf_append(deep, "a/ x\n");
+    assert_null(map_regexp_parse("mem", strbuf_str(deep), strbuf_len(deep),
+                                 why));
+    assert_non_null(strstr(strbuf_str(why), "mem:1: too many nested groups"));
+    {
+        static const char ok[] =
+            "/^\\[?([0-9]{1,3}(\\.[0-9]{1,3}){3})\\]?$/ ip $1\n"
+            "/^[[:alpha:]]+(-[[:alnum:]]+)*@([a-z0-9-]+\\.)+[a-z]{2,63}$/ a\n"
+            "/(a|b|c|d|e|f|g|h|i|j|k|l|m|n){1,255}/ alt\n"
+            "/[]a{99}]{1,255}/ bracket\n"
+            "/^.{1,255}$/ any\n";
+        struct strbuf *value = strbuf_new(16);
+        void *t = map_regexp_parse("mem", ok, strlen(ok), why);
+        if (t == NULL)
+            fail_msg("realistic table refused: %s", strbuf_str(why));
+        assert_int_equal(map_regexp_match(t, "[192.0.2.1]", value, why),
+                         MAP_FOUND);
+        assert_string_equal(strbuf_str(value), "ip 192.0.2.1");
+        map_regexp_free(t);
+        strbuf_free(&value);
+    }
     /* Nesting is bounded. */
+    strbuf_reset(deep);
     for (int i = 0; i <= MAP_REGEXP_DEPTH_MAX; i++)
         strbuf_append(deep, "if /a/\n");
     assert_null(map_regexp_parse("mem", strbuf_str(deep), strbuf_len(deep),
