@@ -887,6 +887,34 @@ void conf_override_clear(void)
 
 /* ---- loading ---------------------------------------------------------- */
 
+/* Postfix reads a bare number as days or hours for a few time parameters;
+ * so does facteur, so that a main.cf carried over keeps its meaning. */
+static char conf_time_unit(const char *name)
+{
+    if (strcmp(name, "maximal_queue_lifetime") == 0 || strcmp(name, "bounce_queue_lifetime") == 0)
+        return 'd';
+    if (strcmp(name, "delay_warning_time") == 0)
+        return 'h';
+    return 's';
+}
+
+static int conf_convert_time(const struct conf_entry *e, long *v, struct strbuf *err)
+{
+    const char *p = e->expanded;
+    char unit = conf_time_unit(e->name);
+    char *with_unit;
+    int rc;
+
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (unit == 's' || *p != 0 || p == e->expanded)
+        return conf_parse_time(e->expanded, v, err);
+    with_unit = xasprintf("%s%c", e->expanded, unit);
+    rc = conf_parse_time(with_unit, v, err);
+    free(with_unit);
+    return rc;
+}
+
 /* Convert e's expanded value into *out (a var_ of e->desc's type). */
 static int conf_convert(struct conf_entry *e, void *out, struct strbuf *why)
 {
@@ -907,7 +935,7 @@ static int conf_convert(struct conf_entry *e, void *out, struct strbuf *why)
         rc = conf_parse_long(e->expanded, &v, err);
         break;
     case PARAM_TIME:
-        rc = conf_parse_time(e->expanded, &v, err);
+        rc = conf_convert_time(e, &v, err);
         break;
     case PARAM_SIZE:
         rc = conf_parse_size(e->expanded, &v, err);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -93,6 +94,8 @@ static const struct load_case load_cases[] = {
     /* typed values */
     OK("time suffix m", "smtpd_timeout = 5m\n", "smtpd_timeout", "5m"),
     OK("time bare seconds", "smtpd_timeout = 45\n", "smtpd_timeout", "45"),
+    OK("postfix unit days", "maximal_queue_lifetime = 3\nbounce_queue_lifetime = 2\n"
+       "delay_warning_time = 4\n", "maximal_queue_lifetime", "3"),
     OK("size suffix k", "message_size_limit = 100k\n", "message_size_limit", "100k"),
     OK("bool any case", "smtpd_sasl_auth_enable = YES\n", "smtpd_sasl_auth_enable", "YES"),
     /* overrides */
@@ -211,6 +214,22 @@ static void test_typed_vars(void **state)
     assert_true(var_smtpd_sasl_auth_enable);
     assert_int_equal(var_smtpd_recipient_limit, 42);
     assert_string_equal(var_mydestination, "a, b, c");
+
+    /* Postfix's bare-number units: days for queue lifetimes, hours for
+     * delay_warning_time; an explicit suffix always wins. */
+    static const char units[] =
+        "maximal_queue_lifetime = 3\nbounce_queue_lifetime = 2\ndelay_warning_time = 4\n"
+        "smtpd_timeout = 60\n";
+    assert_int_equal(conf_load_buffer("t/main.cf", units, sizeof(units) - 1, why), 0);
+    assert_int_equal(var_maximal_queue_lifetime, 3 * 86400);
+    assert_int_equal(var_bounce_queue_lifetime, 2 * 86400);
+    assert_int_equal(var_delay_warning_time, 4 * 3600);
+    assert_int_equal(var_smtpd_timeout, 60);
+    static const char units2[] = "maximal_queue_lifetime = 3s\nbounce_queue_lifetime = 101\n";
+    assert_int_equal(conf_load_buffer("t/main.cf", units2, sizeof(units2) - 1, why), -1);
+    assert_non_null(strstr(strbuf_str(why), "line 2: parameter bounce_queue_lifetime: value "
+                           "8726400s is more than the maximum 8640000s"));
+    assert_int_equal(conf_load_buffer("t/main.cf", text, sizeof(text) - 1, why), 0);
     assert_string_equal(conf_get_raw("smtpd_timeout"), "5m");
     assert_null(conf_get_raw("relayhost"));
     assert_true(conf_is_set("smtpd_timeout"));
@@ -225,6 +244,42 @@ static void test_typed_vars(void **state)
     strbuf_free(&why);
     conf_unload();
     assert_null(var_mydestination);
+}
+
+/* Computed mynetworks: loopback first, then one network per address. */
+static void test_mynetworks_styles(void **state)
+{
+    static const char *const styles[] = { "host", "subnet", "class", "HOST" };
+    struct strbuf *why = strbuf_new(64), *in = strbuf_new(64);
+
+    for (size_t i = 0; i < sizeof(styles) / sizeof(styles[0]); i++) {
+        char **list;
+
+        conf_unload();
+        strbuf_printf(in, "mynetworks_style = %s\n", styles[i]);
+        assert_int_equal(conf_load_buffer("t/main.cf", strbuf_str(in), strbuf_len(in), why), 0);
+        assert_string_equal(conf_get("mynetworks"), conf_get_value("mynetworks"));
+        list = conf_list_split(var_mynetworks);
+        assert_string_equal(list[0], "127.0.0.0/8");
+        assert_string_equal(list[1], "[::1]/128");
+        for (size_t j = 0; list[j]; j++) {
+            const char *slash = strrchr(list[j], '/');
+            long prefix;
+
+            assert_non_null(slash);
+            assert_int_equal(conf_parse_long(slash + 1, &prefix, why), 0);
+            assert_true(prefix >= 0 && prefix <= (list[j][0] == '[' ? 128 : 32));
+            if (strcasecmp(styles[i], "host") == 0)
+                assert_true(prefix == 32 || prefix == 128 || j < 2);
+        }
+        conf_list_free(&list);
+    }
+    /* An explicit mynetworks is used as written. */
+    assert_int_equal(conf_load_buffer("t/main.cf", "mynetworks = 10.0.0.0/8\n", 24, why), 0);
+    assert_string_equal(var_mynetworks, "10.0.0.0/8");
+    strbuf_free(&why);
+    strbuf_free(&in);
+    conf_unload();
 }
 
 static void test_overrides(void **state)
@@ -573,6 +628,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_table),
         cmocka_unit_test(test_typed_vars),
+        cmocka_unit_test(test_mynetworks_styles),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_list_split),
