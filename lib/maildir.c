@@ -453,7 +453,8 @@ static bool dotlock_break_stale(const char *path, const char *lock, int stale_se
             return unlink(lock) == 0 || errno == ENOENT;
         }
     }
-    changed = st.st_mtime > st.st_ctime ? st.st_mtime : st.st_ctime;
+    /* mtime, not ctime: the holder refreshes a lock by touching it. */
+    changed = st.st_mtime;
     /* The protected file changing means its owner is still at work. */
     if (stat(path, &fst) == 0 && fst.st_mtime > changed && fst.st_mtime <= now)
         changed = fst.st_mtime;

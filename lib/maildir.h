@@ -343,7 +343,7 @@ int maildir_folder_create_defaults(const char *root, struct strbuf *why);
  * then one name a line, with hierarchy levels separated by TAB in version
  * 2).  A missing file is an empty list.  Lines longer than
  * MAILDIR_FOLDER_MAX or past 100,000 lines make it fail.  Returns 0 and
- * sets *names_r / *n_r, or -1.
+ * sets *names_r / *n_r (in file order; free with maildir_names_free), or -1.
  */
 int maildir_subs_read(const char *root, char ***names_r, size_t *n_r,
                       struct strbuf *why);

@@ -245,11 +245,11 @@ void maildir_names_free(char ***namesp)
     *namesp = NULL;
 }
 
-static char **vec_finish(struct name_vec *nv, size_t *n_r)
+static char **vec_finish(struct name_vec *nv, bool sort, size_t *n_r)
 {
     if (nv->v == NULL) {
         nv->v = xcalloc(1, sizeof(char *));
-    } else if (nv->n > 1) {
+    } else if (sort && nv->n > 1) {
         qsort(nv->v, nv->n, sizeof(char *), str_cmp);
     }
     *n_r = nv->n;
@@ -265,7 +265,7 @@ int maildir_folder_list(const char *root, char ***names_r, size_t *n_r,
         maildir_names_free(&nv.v);
         return -1;
     }
-    *names_r = vec_finish(&nv, n_r);
+    *names_r = vec_finish(&nv, true, n_r);
     return 0;
 }
 
@@ -464,7 +464,7 @@ int maildir_subs_parse(const char *data, size_t len, char ***names_r, size_t *n_
         p = nl != NULL ? nl + 1 : end;
     }
     strbuf_free(&name);
-    *names_r = vec_finish(&nv, n_r);
+    *names_r = vec_finish(&nv, false, n_r);
     return 0;
 fail:
     strbuf_free(&name);
