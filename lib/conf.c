@@ -1006,7 +1006,10 @@ int conf_load_buffer(const char *path, const char *text, size_t len, struct strb
             e = conf_add(conf.overrides[i], n);
         free(e->value);
         free(e->override);
-        e->value = xstrdup(v);
+        n = strlen(v);
+        while (n > 0 && conf_is_space((unsigned char)v[n - 1]))
+            n--;
+        e->value = xstrndup(v, n);
         e->override = xstrdup(conf.overrides[i]);
         e->src = CONF_SRC_OVERRIDE;
     }

@@ -100,7 +100,7 @@ static const struct load_case load_cases[] = {
     OK("bool any case", "smtpd_sasl_auth_enable = YES\n", "smtpd_sasl_auth_enable", "YES"),
     /* overrides */
     OKO("override wins", "relayhost = a\n", "relayhost=b", "relayhost", "b"),
-    OKO("override with spaces", "", "relayhost = [c]:25", "relayhost", "[c]:25"),
+    OKO("override with spaces", "", "relayhost = [c]:25 \t", "relayhost", "[c]:25"),
     OKO("override sets macro", "smtpd_banner = $m\n", "m=via", "smtpd_banner", "via"),
     OKO("override refers to main.cf", "m = mac\n", "smtpd_banner=$m", "smtpd_banner", "mac"),
     /* syntax errors */
