@@ -55,6 +55,7 @@ struct master_service {
     int status_fd[2];                   /* [0] master end, [1] children's end */
     unsigned generation;                /* bumped when children are retired */
     int total, busy;                    /* children of this generation */
+    int old_total;                      /* earlier generations still alive */
     bool used;                          /* a child has taken a client */
     enum master_state state;
     uint64_t state_since;               /* ms, event_now() */

@@ -71,6 +71,9 @@ void master_status_close(struct master_service *svc)
         close(svc->status_fd[1]);
     svc->status_fd[0] = svc->status_fd[1] = -1;
     svc->generation++;
+    /* Leaving children still count toward maxproc: a reload must not run
+     * two queue managers at once. */
+    svc->old_total += svc->total;
     svc->total = svc->busy = 0;
 }
 
@@ -140,7 +143,7 @@ void master_spawn(struct master_service *svc)
 
     if (svc->state != MASTER_SVC_ACTIVE || master_stopping || svc->status_fd[1] < 0)
         return;
-    if (svc->maxproc > 0 && svc->total >= svc->maxproc)
+    if (svc->maxproc > 0 && svc->total + svc->old_total >= svc->maxproc)
         return;
     if ((pid = fork()) < 0) {
         log_warn("%s: fork: %m", svc->label);
@@ -195,7 +198,7 @@ static void listen_at_limit(int fd, int events, void *ctx)
 void master_avail_update(struct master_service *svc)
 {
     bool idle = svc->total > svc->busy;
-    bool room = svc->maxproc == 0 || svc->total < svc->maxproc;
+    bool room = svc->maxproc == 0 || svc->total + svc->old_total < svc->maxproc;
     enum master_watch want = MASTER_WATCH_NONE;
 
     if (svc->state == MASTER_SVC_ACTIVE && !master_stopping && svc->nlisten > 0 && !idle)
@@ -355,8 +358,13 @@ static void child_exited(struct master_child *c, int status)
             log_warn("process %s pid %ld killed by signal %d", c->path, (long)c->pid,
                      WTERMSIG(status));
     }
-    if (!current)
+    if (!current) {
+        if (svc != NULL && svc->old_total > 0) {
+            svc->old_total--;
+            master_avail_update(svc);
+        }
         return;
+    }
     svc->total--;
     if (c->busy)
         svc->busy--;
