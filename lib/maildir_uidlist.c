@@ -343,6 +343,9 @@ int maildir_uidlist_parse(struct maildir_uidlist *ul, const char *data, size_t l
     size_t line = 0, dups = 0;
     int version = 0;
 
+    /* Remember the UIDVALIDITY we knew: a rebuild must go above it. */
+    if (ul->uidvalidity > ul->old_uidvalidity)
+        ul->old_uidvalidity = ul->uidvalidity;
     recs_clear(ul);
     ul->uidvalidity = 0;
     ul->next_uid = 1;
