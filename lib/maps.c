@@ -25,7 +25,7 @@
 
 static const struct map_ops *const map_types[] = {
     &map_ops_hash, &map_ops_btree, &map_ops_texthash, &map_ops_inline,
-    &map_ops_static, &map_ops_regexp,
+    &map_ops_static, &map_ops_regexp, &map_ops_unix,
 };
 
 struct maps {

@@ -13,6 +13,8 @@
  *   static:VALUE           every lookup finds VALUE; static:{ v w } for
  *                          a value with spaces.
  *   regexp:PATH            POSIX extended regexps, regexp_table(5) syntax.
+ *   unix:passwd.byname     the system users (and unix:group.byname the
+ *                          groups), through NSS, as Postfix's unix: type.
  *
  * A lookup answers MAP_FOUND with the value, MAP_NOTFOUND, or MAP_ERROR: a
  * temporary failure (file unreadable, database being replaced, a network
@@ -181,6 +183,7 @@ extern const struct map_ops map_ops_texthash;
 extern const struct map_ops map_ops_inline;
 extern const struct map_ops map_ops_static;
 extern const struct map_ops map_ops_regexp;
+extern const struct map_ops map_ops_unix;
 
 /* An in-memory table (texthash:, inline:): a hash table that keeps
  * insertion order for map_memtab_iterate.  A duplicate key keeps the

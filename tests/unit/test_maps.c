@@ -3,7 +3,8 @@
  * inline:, texthash:, regexp: (flags, negation, if/endif, $n, errors with
  * file:line), hash: and btree: (build, lookup, NUL forms, a rebuilt .db
  * seen by an open map, missing file), lists of tables (order, error stops
- * the search) and the address lookup order.  Cases are tables walked by
+ * the search), unix: (system users and groups) and the address lookup
+ * order.  Cases are tables walked by
  * one function each; files live in a mkdtemp directory removed at the end.
  */
 #include <stdarg.h>
@@ -838,6 +839,34 @@ static void test_memtab(void **state)
     strbuf_free(&all);
 }
 
+static void test_unix(void **state)
+{
+    const struct lookup_case cases[] = {
+        { "unix:passwd.byname", 0, "no-such-user-xyzzy", MAP_NOTFOUND, NULL },
+        { "unix:group.byname", 0, "no-such-group-xyzzy", MAP_NOTFOUND, NULL },
+    };
+    struct strbuf *why = strbuf_new(64), *value = strbuf_new(64);
+    struct map *m;
+
+    run_lookups(cases, sizeof(cases) / sizeof(cases[0]));
+    m = map_open("unix:passwd.byname", 0, why);
+    assert_non_null(m);
+    assert_int_equal(map_lookup(m, "ROOT", value, why), MAP_FOUND);
+    assert_int_equal(strncmp(strbuf_str(value), "root:", 5), 0);
+    assert_non_null(strstr(strbuf_str(value), ":0:0:"));
+    map_close(&m);
+    m = map_open("unix:group.byname", 0, why);
+    assert_non_null(m);
+    assert_int_equal(map_lookup(m, "root", value, why), MAP_FOUND);
+    assert_int_equal(strncmp(strbuf_str(value), "root:", 5), 0);
+    assert_non_null(strstr(strbuf_str(value), ":0:"));
+    map_close(&m);
+    assert_null(map_open("unix:shadow.byname", 0, why));
+    assert_non_null(strstr(strbuf_str(why), "unknown unix: table"));
+    strbuf_free(&why);
+    strbuf_free(&value);
+}
+
 static void test_iterate_unsupported(void **state)
 {
     struct strbuf *why = strbuf_new(64);
@@ -883,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_maps_list),
         cmocka_unit_test(test_maps_addr),
         cmocka_unit_test(test_memtab),
+        cmocka_unit_test(test_unix),
         cmocka_unit_test(test_iterate_unsupported),
     };
 
