@@ -10,8 +10,9 @@
  * line, name, value, expansion depth and expanded size is bounded, and every
  * error says where ("/etc/facteur/main.cf, line 12: ...").  Expansion is
  * lazy and memoised per name, so each value is expanded once; a name met
- * again while it is being expanded is a loop.  The var_ globals change only
- * when a whole load succeeded, so a failed reload leaves the old values.
+ * again while it is being expanded is a loop.  The var_ globals and what
+ * conf_get() returns change only when a whole load succeeded, so a failed
+ * reload leaves the old configuration in place.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -147,19 +148,24 @@ static struct conf_entry *conf_add(const char *name, size_t len)
     return e;
 }
 
+static void conf_free_table(struct conf_entry *ent, size_t count, uint32_t *hash)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(ent[i].name);
+        free(ent[i].value);
+        free(ent[i].file_value);
+        free(ent[i].override);
+        free(ent[i].expanded);
+    }
+    free(ent);
+    free(hash);
+}
+
 static void conf_clear_entries(void)
 {
-    for (size_t i = 0; i < conf.count; i++) {
-        free(conf.ent[i].name);
-        free(conf.ent[i].value);
-        free(conf.ent[i].file_value);
-        free(conf.ent[i].override);
-        free(conf.ent[i].expanded);
-    }
-    free(conf.ent);
+    conf_free_table(conf.ent, conf.count, conf.hash);
     conf.ent = NULL;
     conf.count = conf.cap = 0;
-    free(conf.hash);
     conf.hash = NULL;
     conf.loaded = false;
 }
@@ -988,9 +994,17 @@ int conf_load_buffer(const char *path, const char *text, size_t len, struct strb
 {
     struct conf_exp x;
     union conf_val *vals;
+    /* The previous load stays whole until this one has succeeded. */
+    struct conf_entry *old_ent = conf.ent;
+    size_t old_count = conf.count, old_cap = conf.cap;
+    uint32_t *old_hash = conf.hash;
+    char *old_path = conf.path;
+    bool old_loaded = conf.loaded;
 
-    conf_clear_entries();
-    free(conf.path);
+    conf.ent = NULL;
+    conf.count = conf.cap = 0;
+    conf.hash = NULL;
+    conf.loaded = false;
     conf.path = xstrdup(path);
     if (conf_parse_text(text, len, why) < 0)
         goto fail;
@@ -1058,9 +1072,18 @@ int conf_load_buffer(const char *path, const char *text, size_t len, struct strb
         conf_mark_refs(conf.ent[i].file_value);
     }
     conf.loaded = true;
+    conf_free_table(old_ent, old_count, old_hash);
+    free(old_path);
     return 0;
 fail:
     conf_clear_entries();
+    free(conf.path);
+    conf.ent = old_ent;
+    conf.count = old_count;
+    conf.cap = old_cap;
+    conf.hash = old_hash;
+    conf.path = old_path;
+    conf.loaded = old_loaded;
     return -1;
 }
 

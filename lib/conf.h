@@ -68,8 +68,8 @@ int conf_parse_long(const char *value, long *val_r, struct strbuf *why);
 /* As conf_load, but parse len bytes of main.cf text from memory; path is
  * only used in messages (and by conf_check_unknown).  conf_load reads the
  * file and calls this; it is also the fuzz target's entry point.  The text
- * need not be NUL-terminated.  On failure the var_ globals keep the values
- * of the last successful load. */
+ * need not be NUL-terminated.  On failure (of either) the var_ globals and
+ * conf_get() and friends keep answering from the last successful load. */
 int conf_load_buffer(const char *path, const char *text, size_t len, struct strbuf *why);
 
 /* Forget everything: parsed values, overrides, and the var_ strings (set
