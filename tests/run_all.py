@@ -165,9 +165,10 @@ def run_system(build, binp, libexec, tally, extra):
     with tempfile.TemporaryDirectory(prefix="facteur-junit-") as tmp:
         xml_path = os.path.join(tmp, "junit.xml")
         argv = ["/usr/bin/python3", "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                "--continue-on-collection-errors",
                 "-rfE", "--junitxml=%s" % xml_path, sysdir]
         if have_pytest_timeout():
-            argv[4:4] = ["--timeout=%d" % PYTEST_CASE_TIMEOUT]
+            argv.insert(-1, "--timeout=%d" % PYTEST_CASE_TIMEOUT)
         argv += extra
         rc, out = run_bounded(argv, PYTEST_TIMEOUT, env=env, cwd=ROOT)
         print(tail(out, 15), flush=True)
