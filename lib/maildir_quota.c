@@ -66,7 +66,7 @@ int maildir_quota_parse_def(const char *s, size_t len, uint64_t *bytes_r,
         int64_t v;
 
         if (fe - p < 2 || parse_num(p, (size_t)(fe - p - 1), false, &v) < 0 ||
-            (fe[-1] != 'S' && fe[-1] != 'C')) {
+            (fe[-1] != 'S' && fe[-1] != 'C') || (comma != NULL && comma + 1 == end)) {
             maildir_why(why, "bad quota definition \"%.*s\"", (int)(len > 100 ? 100 : len), s);
             return -1;
         }
