@@ -1,0 +1,81 @@
+/*
+ * fuzz_smtp_cmd.c - libFuzzer target for the SMTP command-line parser.
+ *
+ * The first byte chooses the line bound and the MAIL/RCPT options; the
+ * rest is a client's byte stream.  It is split into lines with
+ * smtp_line_find() as smtpd does, each line classified with
+ * smtp_line_check(), parsed with smtp_cmd_parse(), and MAIL/RCPT
+ * arguments with smtp_parse_mail()/smtp_parse_rcpt(); every error reply is
+ * formatted with its reason.  No state is kept between inputs.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "smtp_syntax.h"
+#include "strbuf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct strbuf *line = strbuf_new(512), *why = strbuf_new(64), *reply = strbuf_new(128);
+    struct smtp_addr addr;
+    struct smtp_params params;
+    size_t max, pos = 1;
+    int opts;
+
+    if (size == 0)
+        goto out;
+    max = (data[0] & 0x80) ? 2048 : SMTP_CMD_LINE_MIN;
+    opts = data[0] & 0x7f;
+    smtp_addr_init(&addr);
+    smtp_params_init(&params);
+    while (pos < size) {
+        const char *buf = (const char *)data + pos;
+        size_t n, content;
+        struct smtp_cmd cmd;
+        enum smtp_find_status fs = smtp_line_find(buf, size - pos, max, &n);
+        enum smtp_reply_id r;
+
+        if (fs == SMTP_FIND_TOOLONG) {
+            /* smtpd skips to the next LF after a 500 reply */
+            const char *nl = memchr(buf, '\n', size - pos);
+            pos = nl == NULL ? size : (size_t)(nl - (const char *)data) + 1;
+            continue;
+        }
+        if (fs == SMTP_FIND_NEED_MORE)
+            n = size - pos;
+        if (n > max)
+            __builtin_trap();
+        (void)smtp_line_check(buf, n, &content);
+        (void)smtp_line_is_http(buf, n);
+        strbuf_setn(line, buf, content);
+        pos += n;
+        strbuf_reset(why);
+        r = smtp_cmd_parse(strbuf_str(line), strbuf_len(line), &cmd, why);
+        if (r == SMTP_R_NONE && (cmd.verb == SMTP_VERB_MAIL || cmd.verb == SMTP_VERB_RCPT)) {
+            r = (cmd.verb == SMTP_VERB_MAIL ? smtp_parse_mail : smtp_parse_rcpt)(
+                cmd.args, cmd.args_len, opts, &addr, &params, why);
+            if (r == SMTP_R_NONE) {
+                /* invariants smtpd relies on */
+                if ((addr.flags & SMTP_ADDR_NULL) && strbuf_len(addr.addr) != 0)
+                    __builtin_trap();
+                if ((opts & SMTP_OPT_STRICT) && (addr.flags & SMTP_ADDR_LENIENT))
+                    __builtin_trap();
+            }
+        }
+        if (r != SMTP_R_NONE && strbuf_len(why) == 0)
+            __builtin_trap();
+        smtp_reply_format(reply, r, strbuf_str(why));
+        if (strbuf_len(reply) > SMTP_REPLY_LINE_MAX)
+            __builtin_trap();
+    }
+    smtp_addr_free(&addr);
+    smtp_params_free(&params);
+out:
+    strbuf_free(&line);
+    strbuf_free(&why);
+    strbuf_free(&reply);
+    return 0;
+}
