@@ -339,14 +339,18 @@ static int edit_main(char **argv, int argc)
 
     /* Durability: data on disk before the rename, the rename on disk
      * before we report success. */
-    if (ftruncate(fd, 0) < 0 || write_all(fd, strbuf_str(out), strbuf_len(out)) < 0)
+    if (ftruncate(fd, 0) < 0)
         goto fail;
+    /* Permissions first, so a main.cf readable by root alone is never
+     * readable by others, even as the temporary file. */
     if (have_old) {
         if (fchmod(fd, st.st_mode & 07777) < 0)
             goto fail;
         if (geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)
             goto fail;
     }
+    if (write_all(fd, strbuf_str(out), strbuf_len(out)) < 0)
+        goto fail;
     if (fsync(fd) < 0 || rename(tmp, path) < 0)
         goto fail;
     dfd = open(conf_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
