@@ -551,6 +551,15 @@ int main(int argc, char **argv)
         log_fatal("%s", strbuf_str(why));
     if (strbuf_len(why) && opt.mode == MODE_SHOW && opt.defaults)
         strbuf_reset(why);
+    /* A missing main.cf means defaults, but a missing directory is a typo. */
+    {
+        struct stat st;
+
+        errno = 0;
+        if (stat(conf_dir(), &st) < 0 || !S_ISDIR(st.st_mode))
+            log_fatal("configuration directory %s: %s", conf_dir(),
+                      errno ? strerror(errno) : "not a directory");
+    }
     switch (opt.mode) {
     case MODE_EDIT:
     case MODE_REMOVE:

@@ -238,3 +238,11 @@ def test_config_dir_from_environment(tmp_path):
                        env={**os.environ, "FACTEUR_CONFIG_DIR": str(tmp_path)})
     assert p.returncode == 0
     assert p.stdout == "relayhost = env\n"
+
+
+def test_missing_directory_is_an_error(tmp_path):
+    _, err, rc = run("-c", str(tmp_path / "nope"), "-n", check=False)
+    assert rc == 1
+    assert f"configuration directory {tmp_path}/nope" in err
+    out, _, rc = run("-c", str(tmp_path), "-n")              # no main.cf: defaults
+    assert (rc, out) == (0, "")
