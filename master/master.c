@@ -23,12 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "events.h"
+#include "fileops.h"
 #include "log.h"
 #include "master.h"
 #include "mem.h"
@@ -84,25 +84,25 @@ static char *pid_path(void)
 static int master_test_running(void)
 {
     char *path = pid_path();
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     int running = 0;
 
     free(path);
     if (fd < 0)
         return 1;
-    if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+    if (fileops_lock(fd, FILEOPS_LOCK_SHARED, NULL) < 0 && errno == EAGAIN)
         running = 1;
     close(fd);
     return running ? 0 : 1;
 }
 
-/* Take the pid lock, or say who holds it.  flock() locks belong to the
- * open file, so the lock survives the fork in master_detach(). */
+/* Take the pid lock, or say who holds it.  The lock belongs to the open
+ * file (lib/fileops), so it survives the fork in master_detach(). */
 static void master_lock(void)
 {
+    struct strbuf *why = strbuf_new(128);
     char *dir;
-    char buf[32];
-    ssize_t n;
+    pid_t holder;
 
     master_pid_path = pid_path();
     dir = xstrdup(master_pid_path);
@@ -110,29 +110,21 @@ static void master_lock(void)
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         log_fatal("mkdir %s: %m", dir);
     free(dir);
-    master_pid_fd = open(master_pid_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (master_pid_fd < 0)
-        log_fatal("open %s: %m", master_pid_path);
-    if (flock(master_pid_fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK)
-            log_fatal("lock %s: %m", master_pid_path);
-        n = pread(master_pid_fd, buf, sizeof(buf) - 1, 0);
-        buf[n > 0 ? n : 0] = 0;
-        buf[strcspn(buf, "\n")] = 0;
-        master_pid_fd = -1;     /* not ours: never remove it */
-        log_fatal("the facteur mail system is already running (pid %s, lock %s)",
-                  *buf ? buf : "?", master_pid_path);
+    if ((master_pid_fd = fileops_pidlock(master_pid_path, &holder, why)) < 0) {
+        if (errno == EAGAIN)
+            log_fatal("the facteur mail system is already running (%s)", strbuf_str(why));
+        log_fatal("%s", strbuf_str(why));
     }
+    strbuf_free(&why);
 }
 
 static void master_write_pid(void)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    struct strbuf *why = strbuf_new(64);
 
-    if (ftruncate(master_pid_fd, 0) < 0 || pwrite(master_pid_fd, buf, (size_t)n, 0) != n ||
-        fsync(master_pid_fd) < 0)
-        log_fatal("write %s: %m", master_pid_path);
+    if (fileops_pidlock_update(master_pid_fd, why) < 0 || fsync(master_pid_fd) < 0)
+        log_fatal("%s: %s", master_pid_path, strbuf_len(why) ? strbuf_str(why) : "fsync failed");
+    strbuf_free(&why);
 }
 
 /* Detach from the terminal.  The parent waits (bounded) for one byte on
