@@ -255,15 +255,20 @@ class Instance:
         os.chmod(path, mode)
         return path
 
-    def add_script(self, name, body):
+    def add_script(self, name, body, shell="/bin/sh"):
         """Put an executable shell script named name into daemon_directory."""
         path = os.path.join(self.daemon_dir, name)
         if os.path.lexists(path):
             os.unlink(path)
         with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + body)
+            f.write("#!%s\n%s" % (shell, body))
         os.chmod(path, 0o755)
         return path
+
+    def add_sleeper(self, name="sleeper", seconds=60):
+        """A service command that just sleeps, keeping its own path as
+        argv[0] so service_pids() and the leftover check in stop() see it."""
+        return self.add_script(name, 'exec -a "$0" sleep %d\n' % seconds, shell="/bin/bash")
 
     def inet_ports(self):
         """(host, port) of every inet service in the current master.cf lines."""

@@ -17,7 +17,7 @@ from conftest import require_command, require_daemon
 
 def sleeper_instance(instance, port=None):
     """An instance whose only service is a script on a loopback port."""
-    instance.add_script("sleeper", "exec sleep 60\n")
+    instance.add_sleeper()
     port = port or fh.free_port()
     instance.configure(services=[fh.service_line("127.0.0.1:%d" % port, "inet", "sleeper",
                                                  private="n")])
@@ -206,7 +206,7 @@ def test_check_reports_master_cf_errors_with_file_and_line(instance):
 ])
 def test_check_refuses_a_bad_mail_owner(instance, owner, message):
     port = fh.free_port()
-    instance.add_script("sleeper", "exec sleep 60\n")
+    instance.add_sleeper()
     instance.configure(params={"mail_owner": owner},
                        services=[fh.service_line("127.0.0.1:%d" % port, "inet", "sleeper")])
     r = instance.facteur("check")
