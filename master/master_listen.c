@@ -136,8 +136,17 @@ static int inet_open(struct master_service *svc, struct strbuf *why)
                 rc = inet_bind_host(svc, "127.0.0.1", true, why);
             if (rc == 0 && family_wanted(AF_INET6))
                 rc = inet_bind_host(svc, "::1", true, why);
-        } else
-            rc = inet_bind_host(svc, *p, false, why);
+        } else {
+            /* "[::1]" is accepted as Postfix does. */
+            size_t len = strlen(*p);
+            if (len > 2 && (*p)[0] == '[' && (*p)[len - 1] == ']') {
+                char *bare = xstrndup(*p + 1, len - 2);
+                rc = inet_bind_host(svc, bare, false, why);
+                free(bare);
+            } else {
+                rc = inet_bind_host(svc, *p, false, why);
+            }
+        }
     }
     if (ifaces[0] == NULL)
         rc = inet_bind_host(svc, NULL, false, why);
