@@ -12,6 +12,7 @@
  * from standard input when that is not a terminal.  Exit status: 0
  * success, 1 authentication failed or user unknown, 2 any other error.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,20 @@
 #include "strbuf.h"
 
 #define AUTH_TIMEOUT_MS 60000
+
+/* Report an error and exit 2 (log_fatal would exit 1, "auth failed"). */
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    struct strbuf *msg = strbuf_new(128);
+    va_list ap;
+
+    va_start(ap, fmt);
+    strbuf_vappendf(msg, fmt, ap);
+    va_end(ap);
+    log_error("%s", strbuf_str(msg));
+    exit(2);
+}
 
 static void usage(void)
 {
@@ -63,7 +78,7 @@ static char *read_password(const char *prompt)
     }
     if (n < 0) {
         free(line);
-        log_fatal("no password given");
+        die("no password given");
     }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = 0;
@@ -101,12 +116,12 @@ static int cmd_hash(int argc, char **argv)
         if (isatty(STDIN_FILENO)) {
             again = read_password("Retype new password: ");
             if (strcmp(pw, again) != 0)
-                log_fatal("passwords do not match");
+                die("passwords do not match");
             free(again);
         }
     }
     if (pwscheme_hash(scheme, pw, rounds, out, why) < 0)
-        log_fatal("%s", strbuf_str(why));
+        die("%s", strbuf_str(why));
     printf("%s\n", strbuf_str(out));
     explicit_bzero(pw, strlen(pw));
     free(pw);
@@ -122,7 +137,7 @@ static struct auth_client *connect_authd(const char *sock)
     char *path = sock ? xstrdup(sock) : xasprintf("%s/private/auth", var_queue_directory);
 
     if ((ac = auth_client_connect(path, AUTH_TIMEOUT_MS, why)) == NULL)
-        log_fatal("%s", strbuf_str(why));
+        die("%s", strbuf_str(why));
     free(path);
     strbuf_free(&why);
     return ac;
@@ -227,7 +242,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[0], "hash") == 0)
         return cmd_hash(argc, argv);
     if (conf_load(confdir, why) < 0)
-        log_fatal("%s", strbuf_str(why));
+        die("%s", strbuf_str(why));
     strbuf_free(&why);
     if (strcmp(argv[0], "test") == 0 && (argc == 2 || argc == 3)) {
         char *pw = argc == 3 ? xstrdup(argv[2]) : read_password("Password: ");
