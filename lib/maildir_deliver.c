@@ -47,8 +47,7 @@ struct maildir_delivery {
     uint64_t size;
     uint64_t vsize;             /* size with every bare LF counted as CRLF */
     char last;                  /* last byte written (for bare-LF counting) */
-    bool cur_scanned;
-    struct timespec cur_mtime;  /* cur/ mtime when it was last looked at */
+    struct timespec cur_mtime;  /* cur/ mtime at the check before writing */
 };
 
 /* Does a directory entry have this base (followed by ',', ':' or end)? */
@@ -132,7 +131,6 @@ static int key_check_before(struct maildir_delivery *d, time_t arrival,
      * can be in cur/. */
     if (arrival > 0 && d->cur_mtime.tv_sec < arrival - DELIVER_CLOCK_SLACK)
         return 0;
-    d->cur_scanned = true;
     r = key_scan(d->dir, "cur", base, NULL, NULL, why);
     if (r > 0 && maildir_fsync_dir(d->dir, "cur", why) < 0)
         return -1;
@@ -272,8 +270,10 @@ static int key_check_after(struct maildir_delivery *d, const char *sub,
             r = -1;
             goto out;
         }
-        if (!d->cur_scanned || ts.tv_sec != d->cur_mtime.tv_sec ||
-            ts.tv_nsec != d->cur_mtime.tv_nsec || strcmp(sub, "cur") == 0) {
+        /* cur/ unchanged since the check before writing (which scanned it,
+         * or skipped it as older than the arrival): nothing new there. */
+        if (ts.tv_sec != d->cur_mtime.tv_sec || ts.tv_nsec != d->cur_mtime.tv_nsec ||
+            strcmp(sub, "cur") == 0) {
             r = key_scan(d->dir, "cur", base, strcmp(sub, "cur") == 0 ? name : NULL,
                          other, why);
             if (r < 0)

@@ -441,6 +441,47 @@ static void test_deliver_idempotent(void **state)
         assert_int_equal(count_files(dir, "new"), 2);
         assert_int_equal(count_files(dir, "tmp"), 0);
     }
+    /* The arrival shortcut: files only enter cur/ by a rename that sets
+     * cur/'s mtime, so a cur/ older than the arrival is not scanned.  A
+     * file planted there behind an old mtime shows the scan is skipped. */
+    {
+        struct strbuf *base = strbuf_new(64);
+        struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+        char *p;
+        int fd;
+
+        opts.key = "QID44:frank@example.org:INBOX";
+        opts.arrival = 1700000000;
+        maildir_name_keyed(base, opts.key, opts.arrival);
+        assert_true(asprintf(&p, "%s/cur/%s,S=3:2,S", dir, strbuf_str(base)) > 0);
+        fd = open(p, O_WRONLY | O_CREAT, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        free(p);
+        p = path2(dir, "cur");
+        assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+        assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 0);
+        /* With cur/ touched after the arrival, the same key is found. */
+        old[0].tv_sec = old[1].tv_sec = opts.arrival + 10;
+        assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+        opts.key = "QID44:frank@example.org:INBOX";
+        free(p);
+        p = path2(dir, "new");
+        {
+            /* Remove the copy just made in new/ so only cur/ can answer. */
+            DIR *d = opendir(p);
+            struct dirent *de;
+
+            assert_non_null(d);
+            while ((de = readdir(d)) != NULL)
+                if (strncmp(de->d_name, strbuf_str(base), strbuf_len(base)) == 0)
+                    assert_int_equal(unlinkat(dirfd(d), de->d_name, 0), 0);
+            closedir(d);
+        }
+        free(p);
+        assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 1);
+        strbuf_free(&base);
+    }
     strbuf_free(&why);
     strbuf_free(&name);
     tmpdir_free(dir);
