@@ -111,7 +111,8 @@ static const char *regexp_scan_result(const char *s, int *max_ref_r)
  * The estimate errs high; REGEXP_COST_MAX keeps regcomp under about 0.2 s.
  * In basic syntax (flag x) "\(", "\)", "\{", "\}", "\+", "\?" are the
  * operators; the plain characters are then literals, which only makes the
- * estimate higher.
+ * estimate higher.  The same walk refuses back-references (exponential
+ * matching) and empty alternatives (see below).
  */
 #define REGEXP_COST_MAX 10000
 #define REGEXP_GROUPS_MAX 100
@@ -154,13 +155,15 @@ static const char *regexp_check_cost(const char *pat, bool extended)
     struct regexp_cost_frame stack[REGEXP_GROUPS_MAX + 1], *f = stack;
     unsigned long factor, group;
     const char *p;
-    bool esc;
+    bool esc, alt_start = true;
     char c;
 
     f->total = f->last = 0;
     for (p = pat; *p; p++) {
         esc = *p == '\\' && p[1] != 0;
         c = esc ? *++p : *p;
+        if (esc && c >= '1' && c <= '9')
+            return "back-references (\\1 ... \\9) are not supported";
         if (!esc && c == '[') {
             const char *end = regexp_skip_bracket(p);
             if (end == NULL)
@@ -168,6 +171,12 @@ static const char *regexp_check_cost(const char *pat, bool extended)
             p = end;
             c = 'a';            /* one atom */
         }
+        /* Empty alternatives and groups ("a||b", "(|a)", "()") are
+         * undefined in POSIX and send glibc's regexec into an endless
+         * loop with some keys: refuse them. */
+        if (esc != extended && (c == '|' || c == ')') && alt_start)
+            return "empty alternative or group";
+        alt_start = esc != extended && (c == '(' || c == '|');
         if (esc != extended && c == '(') {
             if (f - stack >= REGEXP_GROUPS_MAX)
                 return "too many nested groups";
@@ -209,11 +218,10 @@ static const char *regexp_check_cost(const char *pat, bool extended)
         if (f->total > REGEXP_COST_MAX || f->last > REGEXP_COST_MAX)
             return "pattern too complex (nested repetitions)";
     }
-    while (f > stack) {
-        group = f->total + f->last;
-        f--;
-        f->total += f->last + group;
-    }
+    if (f > stack)
+        return NULL;            /* unbalanced: regcomp reports it */
+    if (alt_start && *pat != 0)
+        return "empty alternative or group";
     if (f->total + f->last > REGEXP_COST_MAX)
         return "pattern too complex (nested repetitions)";
     return NULL;

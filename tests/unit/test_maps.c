@@ -432,6 +432,14 @@ static const struct regexp_error_case regexp_errors[] = {
     { "/a{1,999}/ x\n", "mem:1: repetition count above 255" },
     { "/a\\{1,999\\}/x x\n", "mem:1: repetition count above 255" },
     { "/a+++++++++++++++++++++++++/ x\n", "mem:1: pattern too complex" },
+    { "/^(||.||()x)*$/ x\n", "mem:1: empty alternative or group" },
+    { "/(|a)/ x\n", "mem:1: empty alternative or group" },
+    { "/(a|)/ x\n", "mem:1: empty alternative or group" },
+    { "/a|/ x\n", "mem:1: empty alternative or group" },
+    { "/|a/ x\n", "mem:1: empty alternative or group" },
+    { "/a()b/ x\n", "mem:1: empty alternative or group" },
+    { "/\\(a\\)\\(\\)/x x\n", "mem:1: empty alternative or group" },
+    { "/(a)\\1/ x\n", "mem:1: back-references" },
     { "/((a{1,255}){1,255}){1,255}/ x\n", "mem:1: pattern too complex" },
     { "/((((((((((((((a*)*)*)*)*)*)*)*)*)*)*)*)*)*)*/ x\n",
       "mem:1: pattern too complex" },
@@ -479,7 +487,9 @@ static void test_regexp_errors(void **state)
             "/^[[:alpha:]]+(-[[:alnum:]]+)*@([a-z0-9-]+\\.)+[a-z]{2,63}$/ a\n"
             "/(a|b|c|d|e|f|g|h|i|j|k|l|m|n){1,255}/ alt\n"
             "/[]a{99}]{1,255}/ bracket\n"
-            "/^.{1,255}$/ any\n";
+            "/^.{1,255}$/ any\n"
+            "/a\\|b|[|]|\\(|\\)/ literal-bars\n"
+            "/a||b/x basic-bars\n";
         struct strbuf *value = strbuf_new(16);
         void *t = map_regexp_parse("mem", ok, strlen(ok), why);
         if (t == NULL)
