@@ -16,8 +16,11 @@
  * A parse error returns an enum smtp_reply_id (never 0); smtp_reply_format()
  * turns it into the reply line, with the detail written into `why`.
  *
- * Client side: smtp_reply_parser_feed() takes one reply line at a time and
+ * Client side: smtp_reply_feed() takes one reply line at a time and
  * says "more lines follow", "reply complete" or "malformed".
+ *
+ * Implemented in smtp_syntax.c (commands, paths, parameters) and
+ * smtp_reply.c (reply table, enhanced codes, reply parser).
  */
 #ifndef FACTEUR_SMTP_SYNTAX_H
 #define FACTEUR_SMTP_SYNTAX_H
@@ -188,6 +191,16 @@ enum smtp_reply_id smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd 
 /* True if the first line of a session looks like HTTP ("GET ", "POST ",
  * "CONNECT " ...): the session must end (cross-protocol attack). */
 bool smtp_line_is_http(const char *line, size_t len);
+
+/* BDAT arguments (RFC 3030): "chunk-size [LAST]".  chunk-size is 1-20
+ * digits and must fit in 64 bits.  Returns SMTP_R_NONE or
+ * SMTP_R_SYNTAX_ARGS with why. */
+enum smtp_reply_id smtp_parse_bdat(const char *args, size_t len, uint64_t *size_r,
+                                   bool *last_r, struct strbuf *why);
+/* True if a HELO/EHLO/LHLO argument is an RFC 5321 Domain (UTF-8 labels
+ * allowed when utf8) or address literal; smtpd decides what to do with
+ * others (Postfix accepts them unless smtpd_helo_restrictions say no). */
+bool smtp_helo_valid(const char *args, size_t len, bool utf8);
 
 /* ------------------------------------------------------------------ */
 /* Addresses.                                                          */

@@ -5,7 +5,8 @@
  * rest is a client's byte stream.  It is split into lines with
  * smtp_line_find() as smtpd does, each line classified with
  * smtp_line_check(), parsed with smtp_cmd_parse(), and MAIL/RCPT
- * arguments with smtp_parse_mail()/smtp_parse_rcpt(); every error reply is
+ * arguments with smtp_parse_mail()/smtp_parse_rcpt(), BDAT with
+ * smtp_parse_bdat(), HELO names with smtp_helo_valid(); every error reply is
  * formatted with its reason.  No state is kept between inputs.
  */
 #include <stddef.h>
@@ -65,6 +66,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     __builtin_trap();
             }
         }
+        if (r == SMTP_R_NONE && cmd.verb == SMTP_VERB_BDAT) {
+            uint64_t chunk;
+            bool last;
+            r = smtp_parse_bdat(cmd.args, cmd.args_len, &chunk, &last, why);
+        }
+        if (r == SMTP_R_NONE && (cmd.verb == SMTP_VERB_HELO || cmd.verb == SMTP_VERB_EHLO
+                                 || cmd.verb == SMTP_VERB_LHLO))
+            (void)smtp_helo_valid(cmd.args, cmd.args_len, (opts & SMTP_OPT_SMTPUTF8) != 0);
         if (r != SMTP_R_NONE && strbuf_len(why) == 0)
             __builtin_trap();
         smtp_reply_format(reply, r, strbuf_str(why));

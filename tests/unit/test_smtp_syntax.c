@@ -192,6 +192,59 @@ static void test_cmd_parse(void **state)
     strbuf_free(&why);
 }
 
+struct bdat_case {
+    const char *args;
+    enum smtp_reply_id want;
+    uint64_t size;
+    bool last;
+};
+
+static const struct bdat_case bdat_cases[] = {
+    {"0", SMTP_R_NONE, 0, false},
+    {"1000", SMTP_R_NONE, 1000, false},
+    {"1000 LAST", SMTP_R_NONE, 1000, true},
+    {"0 last", SMTP_R_NONE, 0, true},
+    {"18446744073709551615 LAST", SMTP_R_NONE, UINT64_MAX, true},
+    {"18446744073709551616", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"000000000000000000001", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"LAST", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"-1", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"10 LAS", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"10 LASTX", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"10  LAST", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"10x", SMTP_R_SYNTAX_ARGS, 0, false},
+    {"10 MORE", SMTP_R_SYNTAX_ARGS, 0, false},
+};
+
+static void test_bdat_helo(void **state)
+{
+    struct strbuf *why = strbuf_new(32);
+
+    for (size_t i = 0; i < sizeof(bdat_cases) / sizeof(bdat_cases[0]); i++) {
+        const struct bdat_case *c = &bdat_cases[i];
+        uint64_t size = 7;
+        bool last = true;
+        enum smtp_reply_id r = smtp_parse_bdat(c->args, strlen(c->args), &size, &last, why);
+        if (r != c->want)
+            fail_msg("case %zu (%s): reply %d", i, c->args, r);
+        if (r == SMTP_R_NONE) {
+            assert_true(size == c->size);
+            assert_int_equal(last, c->last);
+        }
+    }
+    assert_true(smtp_helo_valid(S("mail.example.org"), false));
+    assert_true(smtp_helo_valid(S("[192.0.2.1]"), false));
+    assert_true(smtp_helo_valid(S("[IPv6:::1]"), false));
+    assert_true(smtp_helo_valid(S("b\xc3\xbc" "cher.example"), true));
+    assert_false(smtp_helo_valid(S("b\xc3\xbc" "cher.example"), false));
+    assert_false(smtp_helo_valid(S("192.0.2.1]"), false));
+    assert_false(smtp_helo_valid(S("[localhost]"), false));
+    assert_false(smtp_helo_valid(S("host name"), false));
+    assert_false(smtp_helo_valid(S(""), false));
+    strbuf_free(&why);
+}
+
 static void test_http(void **state)
 {
     assert_true(smtp_line_is_http(S("GET / HTTP/1.1")));
@@ -729,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_line_find_splits),
         cmocka_unit_test(test_cmd_parse),
         cmocka_unit_test(test_http),
+        cmocka_unit_test(test_bdat_helo),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_xtext),
