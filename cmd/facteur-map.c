@@ -11,15 +11,19 @@
  * prints every entry as "key<TAB>value".  -a: aliases(5) source format;
  * -f: keep key case; -N/-n: keys with/without a trailing NUL.
  *
- * Run by the administrator (and as newaliases); its input is a local file,
- * parsed by lib/maps_text.c with bounded lines.  Errors name file:line and
- * exit 1.
+ * Invoked as "newaliases" (a link to this program), it builds every table
+ * in main.cf's alias_database from its aliases(5) source, as Postfix's
+ * newaliases runs postalias.
+ *
+ * Run by the administrator; its input is a local file, parsed by
+ * lib/maps_text.c with bounded lines.  Errors name file:line and exit 1.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "log.h"
 #include "maps.h"
 #include "mem.h"
@@ -101,6 +105,26 @@ static int query_stdin(struct map **maps, int nmaps)
     return found;
 }
 
+/* newaliases: build each alias_database table named in main.cf. */
+static int newaliases(void)
+{
+    struct strbuf *why = strbuf_new(128);
+    char **list;
+
+    if (conf_load(NULL, why) < 0)
+        log_fatal("%s", strbuf_str(why));
+    list = conf_list_split(var_alias_database);
+    for (size_t i = 0; list[i] != NULL; i++) {
+        if (!spec_is_built(list[i]))
+            continue;           /* texthash: and the like need no build */
+        if (map_build(list[i], MAP_FLAG_ALIASES, why) < 0)
+            log_fatal("%s", strbuf_str(why));
+    }
+    conf_list_free(&list);
+    strbuf_free(&why);
+    return 0;
+}
+
 static int dump_entry(const char *key, const char *value, void *ctx)
 {
     printf("%s\t%s\n", key, value);
@@ -114,6 +138,15 @@ int main(int argc, char **argv)
     struct strbuf *why;
     struct map **maps;
 
+    const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1
+        : argv[0];
+
+    if (strcmp(prog, "newaliases") == 0) {
+        log_init("newaliases", LOG_DEST_STDERR);
+        if (argc > 1)
+            log_fatal("usage: newaliases");
+        return newaliases();
+    }
     log_init("facteur-map", LOG_DEST_STDERR);
     while ((ch = getopt(argc, argv, "afNnq:s")) != -1) {
         switch (ch) {

@@ -218,3 +218,28 @@ def test_we_read_postfix_tables(tmp_path):
         (0, "bob@example.com,    carol@example.com\n")
     r = facteur_map("-s", "hash:%s" % src)
     assert "info@example.com\talice@example.com" in r.stdout.splitlines()
+
+
+def test_newaliases_link(tmp_path):
+    """Invoked as newaliases, facteur-map builds main.cf's alias_database."""
+    link = tmp_path / "newaliases"
+    link.symlink_to(os.path.abspath(os.path.join(BIN, "facteur-map")))
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    aliases = write(tmp_path / "aliases", "Postmaster: root\nstaff: a, b\n")
+    other = write(tmp_path / "more", "list: x\n")
+    (conf / "main.cf").write_text(
+        "alias_database = hash:%s, btree:%s\n" % (aliases, other))
+    env = dict(os.environ, FACTEUR_CONFIG_DIR=str(conf))
+    r = subprocess.run([str(link)], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert facteur_map("-q", "postmaster", "hash:%s" % aliases).stdout \
+        == "root\n"
+    assert facteur_map("-q", "list", "btree:%s" % other).stdout == "x\n"
+
+    write(aliases, "Postmaster: root\nno colon here\n")
+    r = subprocess.run([str(link)], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert "newaliases: fatal: %s:2:" % aliases in r.stderr
