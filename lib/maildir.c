@@ -26,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "fileops.h"
 #include "log.h"
 #include "maildir.h"
 #include "mem.h"
@@ -286,27 +287,6 @@ void maildir_path(struct strbuf *out, const char *dir, const char *sub,
     }
 }
 
-int maildir_mkdir_p(const char *dir, mode_t mode, struct strbuf *why)
-{
-    char *p = xstrdup(dir);
-    size_t i, len = strlen(p);
-    int ret = 0;
-
-    for (i = 1; i <= len && ret == 0; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        p[i] = '\0';
-        if (mkdir(p, mode) < 0 && errno != EEXIST) {
-            maildir_why(why, "mkdir %s: %m", p);
-            ret = -1;
-        }
-        if (i < len)
-            p[i] = '/';
-    }
-    free(p);
-    return ret;
-}
-
 int maildir_create(const char *dir, struct strbuf *why)
 {
     static const char *const subs[] = { "tmp", "new", "cur" };
@@ -314,7 +294,7 @@ int maildir_create(const char *dir, struct strbuf *why)
     size_t i;
     int ret = 0;
 
-    if (maildir_mkdir_p(dir, 0700, why) < 0) {
+    if (fileops_mkdir_p(dir, 0700, why) < 0) {
         strbuf_free(&path);
         return -1;
     }
@@ -347,17 +327,14 @@ bool maildir_exists(const char *dir)
 
 int maildir_fsync_dir(const char *dir, const char *sub, struct strbuf *why)
 {
-    struct strbuf *path = strbuf_new(256);
-    int fd, ret = 0;
+    struct strbuf *path;
+    int ret;
 
+    if (sub == NULL)
+        return fileops_fsync_dir(dir, why);
+    path = strbuf_new(256);
     maildir_path(path, dir, sub, NULL);
-    fd = open(strbuf_str(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0) {
-        maildir_why(why, "fsync %s: %m", strbuf_str(path));
-        ret = -1;
-    }
-    if (fd >= 0)
-        close(fd);
+    ret = fileops_fsync_dir(strbuf_str(path), why);
     strbuf_free(&path);
     return ret;
 }

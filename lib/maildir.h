@@ -140,8 +140,6 @@ int maildir_clean_tmp(const char *dir, time_t now, time_t max_age,
  * NULL (replacing its content). */
 void maildir_why(struct strbuf *why, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Create dir and its missing parents with mode.  Returns 0 or -1. */
-int maildir_mkdir_p(const char *dir, mode_t mode, struct strbuf *why);
 
 /*
  * Dovecot-compatible dot lock on path: path + ".lock", created with O_EXCL
