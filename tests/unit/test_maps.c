@@ -24,7 +24,8 @@
 #include "mem.h"
 #include "strbuf.h"
 
-static char tmpdir[] = "/tmp/test_maps.XXXXXX";
+/* mkdtemp template; setup_dir fills in the six trailing template bytes. */
+static char tmpdir[] = "/tmp/test_maps.000000";
 
 /* Write content (len bytes, or strlen if len is -1) to tmpdir/name. */
 static char *write_file(const char *name, const char *content, long len)
@@ -902,6 +903,7 @@ static int teardown_dir(void **state)
 static int setup_dir(void **state)
 {
     log_init("test_maps", LOG_DEST_STDERR);
+    memset(tmpdir + strlen(tmpdir) - 6, 'X', 6);
     return mkdtemp(tmpdir) != NULL ? 0 : -1;
 }
 
