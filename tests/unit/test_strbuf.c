@@ -3,7 +3,8 @@
  *
  * Growth, binary content, the hard maximum (an append past it changes
  * nothing), printf with %m and long output, consume/truncate/rtrim, and
- * setting a buffer from a piece of its own content.
+ * setting a buffer from a piece of its own content (strbuf_setn allows it;
+ * the appends do not, so they are not tested that way).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -170,14 +171,14 @@ static void test_self_set_and_steal(void **state)
     /* Set from a piece of its own content. */
     assert_int_equal(strbuf_setn(sb, strbuf_str(sb) + 7, 5), 0);
     assert_string_equal(strbuf_str(sb), "value");
-    /* Append from its own content (may move the data). */
+    /* Appending copies, growing through several doublings. */
     for (int i = 0; i < 6; i++)
-        assert_int_equal(strbuf_appendn(sb, strbuf_str(sb), strbuf_len(sb)), 0);
-    assert_int_equal(strbuf_len(sb), 5 * 64);
-    assert_memory_equal(strbuf_str(sb) + 5 * 63, "value", 5);
+        assert_int_equal(strbuf_append(sb, "value"), 0);
+    assert_int_equal(strbuf_len(sb), 5 * 7);
+    assert_memory_equal(strbuf_str(sb) + 5 * 6, "value", 5);
     p = strbuf_steal(&sb);
     assert_null(sb);
-    assert_int_equal(strlen(p), 5 * 64);
+    assert_int_equal(strlen(p), 5 * 7);
     free(p);
 }
 
