@@ -33,9 +33,9 @@ PYTEST_TIMEOUT = 2400       # seconds for the whole system test run
 PYTEST_CASE_TIMEOUT = 180   # seconds per system test (pytest-timeout)
 TAIL_LINES = 40             # lines of output shown with a failure
 
-PASSED_RE = re.compile(r"^\[\s*PASSED\s*\]\s+(\d+)\s+test", re.M)
-FAILED_RE = re.compile(r"^\[\s*FAILED\s*\]\s+(\d+)\s+test", re.M)
-FAILED_NAME_RE = re.compile(r"^\[\s*FAILED\s*\]\s+([^\s].*)$", re.M)
+PASSED_RE = re.compile(r"\[\s*PASSED\s*\]\s+(\d+)\s+test", re.M)
+FAILED_RE = re.compile(r"\[\s*FAILED\s*\]\s+(\d+)\s+test", re.M)
+FAILED_NAME_RE = re.compile(r"\[\s*FAILED\s*\]\s+([^\s].*)$", re.M)
 
 
 class Tally:

@@ -508,3 +508,108 @@ def listening_inode(port, host="127.0.0.1"):
 
 def file_mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+# ---- lib/attr wire format (internal requests: anvil, triggers) ----------
+
+def attr_encode(attrs):
+    """Encode [(name, value)] in lib/attr.h's wire format: str -> S,
+    int -> L, bytes -> D; ends with the NUL end marker."""
+    out = b""
+    for name, value in attrs:
+        n = name.encode()
+        if isinstance(value, bool):
+            raise TypeError("attr value for %s: bool" % name)
+        if isinstance(value, int):
+            out += b"L" + n + b"\0" + str(value).encode() + b"\0"
+        elif isinstance(value, bytes):
+            out += b"D" + n + b"\0" + str(len(value)).encode() + b"\0" + value
+        else:
+            out += b"S" + n + b"\0" + value.encode() + b"\0"
+    return out + b"\0"
+
+
+def attr_decode(buf):
+    """Decode one message from the front of buf.  Returns (dict, rest), or
+    (None, buf) when buf holds only part of a message; raises ValueError
+    on malformed input."""
+    attrs = {}
+    i = 0
+    while True:
+        if i >= len(buf):
+            return None, buf
+        t = buf[i:i + 1]
+        if t == b"\0":
+            return attrs, buf[i + 1:]
+        if t not in (b"S", b"L", b"D"):
+            raise ValueError("bad attribute type %r at %d" % (t, i))
+        end = buf.find(b"\0", i + 1)
+        if end < 0:
+            return None, buf
+        name = buf[i + 1:end].decode()
+        vend = buf.find(b"\0", end + 1)
+        if vend < 0:
+            return None, buf
+        raw = buf[end + 1:vend]
+        if t == b"S":
+            attrs[name] = raw.decode("utf-8", "replace")
+            i = vend + 1
+        elif t == b"L":
+            attrs[name] = int(raw)
+            i = vend + 1
+        else:
+            n = int(raw)
+            if len(buf) < vend + 1 + n:
+                return None, buf
+            attrs[name] = buf[vend + 1:vend + 1 + n]
+            i = vend + 1 + n
+
+
+class AttrClient:
+    """A connection to a UNIX socket speaking lib/attr messages."""
+
+    def __init__(self, path, timeout=5.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send(self, attrs):
+        self.sock.sendall(attr_encode(attrs))
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def recv(self):
+        """The next reply as a dict; None if the peer closed first."""
+        while True:
+            msg, rest = attr_decode(self.buf)
+            if msg is not None:
+                self.buf = rest
+                return msg
+            try:
+                chunk = self.sock.recv(4096)
+            except ConnectionResetError:
+                chunk = b""     # closed with our request still unread
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def request(self, attrs):
+        self.send(attrs)
+        return self.recv()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def anvil_request(path, request, ident, timeout=5.0):
+    """One anvil request on a fresh connection; returns the reply dict."""
+    with AttrClient(path, timeout) as c:
+        return c.request([("request", request), ("ident", ident)])
