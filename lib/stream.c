@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,7 +102,12 @@ static ssize_t stream_fd_read(void *ctx, void *buf, size_t len)
         n = recv(s->fd, buf, len, MSG_DONTWAIT);
         if (n >= 0 || errno != ENOTSOCK)
             return n;
+        /* Not a socket after all: from now on poll before reading. */
         s->sock = 0;
+        if (!s->nonblock && !s->custom_io) {
+            errno = EAGAIN;
+            return -1;
+        }
     }
     return read(s->fd, buf, len);
 }
@@ -142,6 +148,10 @@ static ssize_t stream_fd_write(void *ctx, const void *buf, size_t len)
         if (n >= 0 || errno != ENOTSOCK)
             return n;
         s->sock = 0;
+        if (!s->nonblock && !s->custom_io) {
+            errno = EAGAIN;
+            return -1;
+        }
     }
     return stream_pipe_write(s->fd, buf, len);
 }
@@ -190,7 +200,12 @@ static struct stream *stream_alloc(int fd)
 struct stream *stream_fdopen(int fd)
 {
     struct stream *s = stream_alloc(fd);
+    struct stat st;
 
+    /* Sockets are tried first with MSG_DONTWAIT; anything else is polled
+     * first so a blocking read or write cannot outlive the deadline. */
+    if (fstat(fd, &st) == 0)
+        s->sock = S_ISSOCK(st.st_mode) ? 1 : 0;
     s->rd = stream_fd_read;
     s->wr = stream_fd_write;
     return s;

@@ -550,6 +550,40 @@ static void test_pipe_read(void **state)
     strbuf_free(&line);
 }
 
+/* The very first read or write on a pipe must honour the timeout too. */
+static void test_pipe_first_call_timeout(void **state)
+{
+    static char chunk[65536];
+    struct strbuf *line = strbuf_new(8);
+    int pfd[2];
+    struct stream *s;
+    uint64_t t0;
+    int r = 0;
+
+    assert_int_equal(pipe(pfd), 0);
+    s = stream_fdopen(pfd[0]);
+    stream_set_timeout(s, 100);
+    t0 = now_ms();
+    assert_int_equal(stream_read_line(s, line, 8), -1);
+    assert_int_equal(stream_error(s), STREAM_ERR_TIMEOUT);
+    assert_true(now_ms() - t0 >= 90);
+    stream_release(&s);     /* the read end stays open, unread */
+
+    /* Nobody reads: the pipe fills and the flush times out. */
+    s = stream_fdopen(pfd[1]);
+    stream_set_timeout(s, 100);
+    for (int i = 0; i < 64 && r == 0; i++)
+        r = stream_write(s, chunk, sizeof(chunk));
+    if (r == 0)
+        r = stream_flush(s);
+    assert_int_equal(r, -1);
+    assert_int_equal(stream_error(s), STREAM_ERR_TIMEOUT);
+    stream_release(&s);
+    close(pfd[0]);
+    close(pfd[1]);
+    strbuf_free(&line);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_custom_io),
         cmocka_unit_test(test_broken_pipe),
         cmocka_unit_test(test_pipe_read),
+        cmocka_unit_test(test_pipe_first_call_timeout),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
