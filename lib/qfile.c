@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileops.h"
 #include "log.h"
 #include "mem.h"
 #include "qfile.h"
@@ -32,6 +33,7 @@ enum writer_state { W_ENVELOPE, W_CONTENT, W_PREPARED, W_FAILED };
 
 struct qfile_writer {
     char *queue_dir;
+    char *queue;                /* "incoming", "maildrop" */
     struct strbuf *path;        /* temp path, then final path */
     char qid[QID_BUFSIZE];
     struct stream *st;
@@ -115,6 +117,12 @@ static bool text_clean(const char *s, size_t len)
 
 struct qfile_writer *qfile_create(const char *queue_dir, struct strbuf *why)
 {
+    return qfile_create_in(queue_dir, "incoming", why);
+}
+
+struct qfile_writer *qfile_create_in(const char *queue_dir, const char *queue,
+                                     struct strbuf *why)
+{
     static unsigned counter;
     struct qfile_writer *w;
     struct stat st;
@@ -122,21 +130,20 @@ struct qfile_writer *qfile_create(const char *queue_dir, struct strbuf *why)
 
     w = xcalloc(1, sizeof(*w));
     w->queue_dir = xstrdup(queue_dir);
+    w->queue = xstrdup(queue);
     w->path = strbuf_new(256);
     w->err = strbuf_new(64);
     w->chunk = strbuf_new(QFILE_CHUNK_MAX);
     for (int tries = 0; tries < 10 && fd < 0; tries++) {
         gettimeofday(&w->created, NULL);
-        strbuf_printf(w->path, "%s/incoming/" TMP_PREFIX "%ld.%u.%06ld", queue_dir,
+        strbuf_printf(w->path, "%s/%s/" TMP_PREFIX "%ld.%u.%06ld", queue_dir, queue,
                       (long)getpid(), counter++, (long)w->created.tv_usec);
-        fd = open(strbuf_str(w->path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        fd = fileops_open_new(strbuf_str(w->path), O_WRONLY, 0600, why);
         if (fd < 0 && errno != EEXIST)
             break;
     }
-    if (fd < 0) {
-        strbuf_printf(why, "create %s: %m", strbuf_str(w->path));
+    if (fd < 0)
         goto fail;
-    }
     if (fstat(fd, &st) < 0) {
         strbuf_printf(why, "fstat %s: %m", strbuf_str(w->path));
         goto fail_unlink;
@@ -155,6 +162,7 @@ fail_unlink:
     close(fd);
 fail:
     free(w->queue_dir);
+    free(w->queue);
     strbuf_free(&w->path);
     strbuf_free(&w->err);
     strbuf_free(&w->chunk);
@@ -402,7 +410,7 @@ int qfile_commit_prepare(struct qfile_writer *w, struct strbuf *why)
         goto fail;
     }
     final = strbuf_new(256);
-    qid_path(final, w->queue_dir, "incoming", w->qid, 0);
+    qid_path(final, w->queue_dir, w->queue, w->qid, 0);
     rc = renameat2(AT_FDCWD, strbuf_str(w->path), AT_FDCWD, strbuf_str(final), RENAME_NOREPLACE);
     if (rc < 0 && errno == EINVAL) {
         /* file system without RENAME_NOREPLACE: link never replaces either */
@@ -429,17 +437,16 @@ fail:
 
 int qfile_sync_dir(const char *queue_dir, struct strbuf *why)
 {
-    struct strbuf *dir = strbuf_new(256);
-    int fd, rc = 0;
+    return qfile_sync_queue(queue_dir, "incoming", why);
+}
 
-    strbuf_printf(dir, "%s/incoming", queue_dir);
-    fd = open(strbuf_str(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0) {
-        strbuf_printf(why, "sync directory %s: %m", strbuf_str(dir));
-        rc = -1;
-    }
-    if (fd >= 0)
-        close(fd);
+int qfile_sync_queue(const char *queue_dir, const char *queue, struct strbuf *why)
+{
+    struct strbuf *dir = strbuf_new(256);
+    int rc;
+
+    strbuf_printf(dir, "%s/%s", queue_dir, queue);
+    rc = fileops_fsync_dir(strbuf_str(dir), why);
     strbuf_free(&dir);
     return rc;
 }
@@ -448,7 +455,7 @@ int qfile_commit(struct qfile_writer *w, struct strbuf *why)
 {
     if (qfile_commit_prepare(w, why) < 0)
         return -1;
-    return qfile_sync_dir(w->queue_dir, why);
+    return qfile_sync_queue(w->queue_dir, w->queue, why);
 }
 
 void qfile_writer_free(struct qfile_writer **wp)
@@ -465,6 +472,7 @@ void qfile_writer_free(struct qfile_writer **wp)
         close(fd);
     }
     free(w->queue_dir);
+    free(w->queue);
     strbuf_free(&w->path);
     strbuf_free(&w->err);
     strbuf_free(&w->chunk);
@@ -479,6 +487,12 @@ bool qfile_is_tmp_name(const char *name)
 
 int qfile_purge_tmp(const char *queue_dir, time_t min_age, struct strbuf *why)
 {
+    return qfile_purge_tmp_in(queue_dir, "incoming", min_age, why);
+}
+
+int qfile_purge_tmp_in(const char *queue_dir, const char *queue, time_t min_age,
+                       struct strbuf *why)
+{
     struct strbuf *dir = strbuf_new(256);
     struct dirent *de;
     struct stat st;
@@ -486,7 +500,7 @@ int qfile_purge_tmp(const char *queue_dir, time_t min_age, struct strbuf *why)
     int dfd, removed = 0;
     DIR *d;
 
-    strbuf_printf(dir, "%s/incoming", queue_dir);
+    strbuf_printf(dir, "%s/%s", queue_dir, queue);
     d = opendir(strbuf_str(dir));
     if (d == NULL) {
         strbuf_printf(why, "open directory %s: %m", strbuf_str(dir));

@@ -151,6 +151,11 @@ struct qfile_writer;
 /* Create a new queue file under queue_dir/incoming (must exist).  The
  * arrival time defaults to now.  Returns NULL with why on failure. */
 struct qfile_writer *qfile_create(const char *queue_dir, struct strbuf *why);
+/* Same in queue_dir/<queue> (e.g. "maildrop" for facteur-drop, whose files
+ * pickup validates with qfile_open() before queueing them); commit renames
+ * within that directory and qfile_commit() syncs it. */
+struct qfile_writer *qfile_create_in(const char *queue_dir, const char *queue,
+                                     struct strbuf *why);
 /* The queue ID (valid for the writer's life). */
 const char *qfile_writer_qid(const struct qfile_writer *w);
 /* The file's path: the temp name before commit, incoming/<qid> after. */
@@ -184,6 +189,8 @@ uint64_t qfile_writer_content_size(const struct qfile_writer *w);
 int qfile_commit_prepare(struct qfile_writer *w, struct strbuf *why);
 /* fsync queue_dir/incoming.  Returns 0 or -1 with why. */
 int qfile_sync_dir(const char *queue_dir, struct strbuf *why);
+/* fsync queue_dir/<queue>.  Returns 0 or -1 with why. */
+int qfile_sync_queue(const char *queue_dir, const char *queue, struct strbuf *why);
 /* qfile_commit_prepare() then qfile_sync_dir(): 0 means the message is
  * safely queued and 250 may be sent. */
 int qfile_commit(struct qfile_writer *w, struct strbuf *why);
@@ -195,6 +202,9 @@ bool qfile_is_tmp_name(const char *name);
 /* Remove temp files in queue_dir/incoming older than min_age seconds
  * (left by crashed writers).  Returns the number removed, or -1 with why. */
 int qfile_purge_tmp(const char *queue_dir, time_t min_age, struct strbuf *why);
+/* Same in queue_dir/<queue>. */
+int qfile_purge_tmp_in(const char *queue_dir, const char *queue, time_t min_age,
+                       struct strbuf *why);
 
 /* Group commit bookkeeping for one process (see GROUP COMMIT). */
 struct qfile_group {
@@ -281,5 +291,20 @@ int qfile_rcpt_set(struct qfile *qf, size_t i, int status, struct strbuf *why);
 int qfile_sync(struct qfile *qf, struct strbuf *why);
 /* qfile_rcpt_set + qfile_sync. */
 int qfile_rcpt_mark(struct qfile *qf, size_t i, int status, struct strbuf *why);
+
+/* ------------------------------------------------------------------ */
+/* Raw records (facteur-cat, repair tools).                            */
+
+/* Called for each record: type, file offset of its header, its data
+ * (len bytes; NULL when len > QFILE_CHUNK_MAX).  Return 0 to go on,
+ * anything else to stop the walk with that value. */
+typedef int qfile_record_fn(int type, off_t off, const unsigned char *data, uint32_t len,
+                            void *ctx);
+/* Walk the records of an open queue file from its start, checking only
+ * the framing (so a damaged file can still be shown up to the damage).
+ * Returns 0 at a clean end of file, fn's non-zero value if it stopped
+ * the walk, or -1 with why (I/O error, or a record cut short by the end of
+ * the file). */
+int qfile_walk(int fd, qfile_record_fn *fn, void *ctx, struct strbuf *why);
 
 #endif

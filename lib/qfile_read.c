@@ -526,3 +526,58 @@ int qfile_rcpt_mark(struct qfile *qf, size_t i, int status, struct strbuf *why)
         return -1;
     return qfile_sync(qf, why);
 }
+
+int qfile_walk(int fd, qfile_record_fn *fn, void *ctx, struct strbuf *why)
+{
+    unsigned char *buf;
+    struct stat st;
+    off_t off = 0;
+    int rc = 0;
+
+    if (fstat(fd, &st) < 0) {
+        strbuf_printf(why, "fstat queue file: %m");
+        return -1;
+    }
+    buf = xmalloc(QFILE_CHUNK_MAX);
+    for (;;) {
+        unsigned char h[QFILE_REC_HDR];
+        ssize_t got = pread_full(fd, h, sizeof(h), off);
+        uint32_t len;
+        const unsigned char *data = NULL;
+
+        if (got == 0)
+            break;
+        if (got < 0 || got != (ssize_t)sizeof(h)) {
+            if (got < 0)
+                strbuf_printf(why, "read queue file: %m");
+            else
+                strbuf_printf(why, "truncated record header at offset %lld", (long long)off);
+            rc = -1;
+            break;
+        }
+        len = get_be32(h + 1);
+        if ((uint64_t)len > (uint64_t)(st.st_size - off - QFILE_REC_HDR)) {
+            strbuf_printf(why, "record at offset %lld cut short", (long long)off);
+            rc = -1;
+            break;
+        }
+        if (len <= QFILE_CHUNK_MAX) {
+            got = pread_full(fd, buf, len, off + QFILE_REC_HDR);
+            if (got < 0 || (size_t)got != len) {
+                if (got < 0)
+                    strbuf_printf(why, "read queue file: %m");
+                else
+                    strbuf_printf(why, "record at offset %lld cut short", (long long)off);
+                rc = -1;
+                break;
+            }
+            data = buf;
+        }
+        rc = fn(h[0], off, data, len, ctx);
+        if (rc != 0)
+            break;
+        off += QFILE_REC_HDR + (off_t)len;
+    }
+    free(buf);
+    return rc;
+}

@@ -1,7 +1,8 @@
 /*
  * fuzz_qfile.c - libFuzzer target for the queue file reader.
  *
- * Writes the input to an anonymous memory file (memfd) and opens it with
+ * Writes the input to an anonymous memory file (memfd), walks its raw
+ * records with qfile_walk() (facteur-cat's path), and opens it with
  * qfile_open_fd(), the entry point qfile_open() uses; on success walks the
  * envelope, reads the whole content back in odd-sized pieces, checks its
  * length against the envelope, and flips a recipient's done flag.  Every
@@ -18,6 +19,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static int count_record(int type, off_t off, const unsigned char *data, uint32_t len, void *ctx)
+{
+    size_t *n = ctx;
+
+    if (data == NULL && len <= QFILE_CHUNK_MAX)
+        __builtin_trap();
+    (*n)++;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct strbuf *why = strbuf_new(64);
@@ -31,6 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fd < 0)
         __builtin_trap();
     if (size > 0 && write(fd, data, size) != (ssize_t)size)
+        __builtin_trap();
+    size_t nrec = 0;
+    if (qfile_walk(fd, count_record, &nrec, why) != 0 && strbuf_len(why) == 0)
         __builtin_trap();
     qf = qfile_open_fd(fd, QFILE_OPEN_RDWR, &corrupt, why);
     if (qf == NULL) {

@@ -754,6 +754,106 @@ static void test_changed_under_reader(void **state)
     strbuf_free(&body);
 }
 
+struct walk_log {
+    char types[64];
+    size_t n;
+    int stop_at;            /* stop (return 7) at this record index, -1 never */
+};
+
+static int walk_fn(int type, off_t off, const unsigned char *data, uint32_t len, void *ctx)
+{
+    struct walk_log *log = ctx;
+
+    if (data == NULL && len <= QFILE_CHUNK_MAX)
+        return 99;
+    if (log->n + 1 < sizeof(log->types))
+        log->types[log->n] = (char)type;
+    if ((int)log->n++ == log->stop_at)
+        return 7;
+    return 0;
+}
+
+static void test_walk(void **state)
+{
+    struct fixture *f = *state;
+    struct strbuf *sb = strbuf_new(1024);
+    char path[128];
+    struct walk_log log;
+    int fd;
+
+    build(sb, MUT_NONE);
+    snprintf(path, sizeof(path), "%s/file", f->dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, strbuf_str(sb), strbuf_len(sb)), (ssize_t)strbuf_len(sb));
+
+    memset(&log, 0, sizeof(log));
+    log.stop_at = -1;
+    assert_int_equal(qfile_walk(fd, walk_fn, &log, f->why), 0);
+    assert_string_equal(log.types, "VTSRNIFAMME");
+    memset(&log, 0, sizeof(log));
+    log.stop_at = 2;
+    assert_int_equal(qfile_walk(fd, walk_fn, &log, f->why), 7);
+    assert_int_equal(log.n, 3);
+    /* damaged: cut inside the last record, the walk shows what precedes */
+    assert_int_equal(ftruncate(fd, (off_t)strbuf_len(sb) - 3), 0);
+    memset(&log, 0, sizeof(log));
+    log.stop_at = -1;
+    assert_int_equal(qfile_walk(fd, walk_fn, &log, f->why), -1);
+    assert_string_equal(log.types, "VTSRNIFAMM");
+    assert_non_null(strstr(strbuf_str(f->why), "cut short"));
+    /* a header that claims more than the file holds */
+    assert_int_equal(ftruncate(fd, 0), 0);
+    assert_int_equal(pwrite(fd, "M\x7f\xff\xff\xffxyz", 8, 0), 8);
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(qfile_walk(fd, walk_fn, &log, f->why), -1);
+    assert_int_equal(log.n, 0);
+    /* a header cut short */
+    assert_int_equal(ftruncate(fd, 3), 0);
+    assert_int_equal(qfile_walk(fd, walk_fn, &log, f->why), -1);
+    assert_non_null(strstr(strbuf_str(f->why), "truncated record header"));
+    close(fd);
+    strbuf_free(&sb);
+}
+
+/* facteur-drop's side: the same format in maildrop/. */
+static void test_maildrop(void **state)
+{
+    struct fixture *f = *state;
+    char sub[128];
+    struct qfile_writer *w;
+    struct qfile *qf;
+    bool corrupt;
+
+    snprintf(sub, sizeof(sub), "%s/maildrop", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    w = qfile_create_in(f->dir, "maildrop", f->why);
+    assert_non_null(w);
+    assert_non_null(strstr(qfile_writer_path(w), "/maildrop/.tmp."));
+    qfile_add_sender(w, "user@localhost");
+    qfile_add_rcpt(w, "root@localhost", NULL, 0);
+    qfile_add_attr(w, QFILE_ATTR_ORIGIN, "sendmail");
+    qfile_add_content(w, "Subject: t\n\nx\n", 15);
+    assert_int_equal(qfile_commit(w, f->why), 0);
+    assert_non_null(strstr(qfile_writer_path(w), "/maildrop/"));
+    assert_true(qid_valid(strrchr(qfile_writer_path(w), '/') + 1));
+    qf = qfile_open(qfile_writer_path(w), 0, &corrupt, f->why);
+    assert_non_null(qf);
+    assert_string_equal(qfile_attr(qf, QFILE_ATTR_ORIGIN), "sendmail");
+    assert_string_equal(qfile_qid(qf), qfile_writer_qid(w));
+    qfile_close(&qf);
+    unlink(qfile_writer_path(w));
+    qfile_writer_free(&w);
+    /* purge in maildrop */
+    w = qfile_create_in(f->dir, "maildrop", f->why);
+    assert_non_null(w);
+    assert_int_equal(qfile_purge_tmp_in(f->dir, "maildrop", 0, f->why), 1);
+    qfile_writer_free(&w);
+    assert_int_equal(qfile_sync_queue(f->dir, "maildrop", f->why), 0);
+    assert_int_equal(qfile_sync_queue(f->dir, "nonexistent", f->why), -1);
+    assert_int_equal(rmdir(sub), 0);
+}
+
 static void test_constants(void **state)
 {
     assert_int_equal(QFILE_NOTIFY_NEVER, SMTP_NOTIFY_NEVER);
@@ -776,6 +876,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_misuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_under_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maildrop, setup, teardown),
         cmocka_unit_test(test_constants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
