@@ -372,6 +372,18 @@ int maildir_clean_tmp(const char *dir, time_t now, time_t max_age,
         }
     }
     closedir(d);
+    /* Delivery markers outlive every retry of their message, then go. */
+    maildir_path(path, dir, MAILDIR_KEYS_DIR, NULL);
+    d = opendir(strbuf_str(path));
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_mtime <= now - MAILDIR_KEYS_STALE_SECS)
+            (void)unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d != NULL)
+        closedir(d);
     strbuf_free(&path);
     return removed;
 }

@@ -39,6 +39,10 @@
 #define MAILDIR_FOLDER_MAX 200
 /* Age after which a file left in tmp/ is removed (the Maildir spec). */
 #define MAILDIR_TMP_STALE_SECS (36 * 3600)
+/* Delivery markers of keyed deliveries (DIR/facteur-keys/BASE.pending,
+ * BASE.done), kept longer than any queue retries a message. */
+#define MAILDIR_KEYS_DIR "facteur-keys"
+#define MAILDIR_KEYS_STALE_SECS (8 * 24 * 3600)
 
 /* Standard flags, as bits; letters in ASCII order D F P R S T. */
 enum maildir_flag {
@@ -131,7 +135,8 @@ int maildir_fsync_dir(const char *dir, const char *sub, struct strbuf *why);
 /*
  * Remove files in dir/tmp older than max_age seconds relative to now (a
  * crash between write and link leaves them; they are never delivered).
- * Each removal is logged.  Returns the number removed, or -1.
+ * Each removal is logged.  Also removes delivery markers older than
+ * MAILDIR_KEYS_STALE_SECS.  Returns the number of tmp/ files removed, or -1.
  */
 int maildir_clean_tmp(const char *dir, time_t now, time_t max_age,
                       struct strbuf *why);
@@ -164,12 +169,14 @@ struct maildir_delivery;
 
 struct maildir_deliver_opts {
     /* Idempotency key (queue ID + recipient + folder) or NULL.  With a key
-     * the file name derives from it, and a file with that base already in
-     * new/ or cur/ (any flags) means "already delivered". */
+     * the file name derives from it, and a message already delivered with
+     * it (its copy in new/ or cur/ with any flags, or its "done" marker in
+     * DIR/facteur-keys/) means "already delivered". */
     const char *key;
     /* Queue arrival time: part of a keyed name, and a bound (a message
-     * cannot have been moved to cur/ before it arrived) that lets the key
-     * check skip scanning cur/ when cur/ has not changed since.  0: none. */
+     * cannot have been moved to cur/ before it arrived) that lets a check
+     * after an interrupted attempt skip scanning cur/ when cur/ has not
+     * changed since.  The same key must come with the same arrival. */
     time_t arrival;
     /* Initial flags and keywords: when non-zero, or when to_cur is set,
      * the file goes into cur/ with ":2," info (IMAP APPEND, COPY). */
@@ -183,9 +190,11 @@ struct maildir_deliver_opts {
 /*
  * Begin a delivery into the Maildir dir (which must exist).  Returns 1 and
  * sets *dp: write the message with maildir_deliver_write, then finish.
- * Returns 0 when opts->key is set and the message is already in new/ or
- * cur/ (its directory is fsynced again before returning, in case the
- * first attempt died before its sync): nothing to write, answer success.
+ * Returns 0 when opts->key is set and the message was already delivered
+ * (new/ and cur/ are fsynced again before returning, in case the first
+ * attempt died before its sync): nothing to write, answer success.  A
+ * first attempt costs two stat() calls and one marker file; only a retry
+ * after an attempt that died around its link scans new/ and cur/.
  * Returns -1 on error.
  */
 int maildir_deliver_start(const char *dir, const struct maildir_deliver_opts *opts,

@@ -9,11 +9,17 @@
  * janitor in maildir.c removes it after 36 hours.
  *
  * Exactly once: a delivery with an idempotency key gets a base name derived
- * from the key, so a retry looks in new/ and cur/ for that base (any flags)
- * before writing, and again after linking (a concurrent attempt, or a
- * reader that moved the first copy to cur/ meanwhile): when two copies
- * meet, the one in cur/ or with the smaller name stays, so both attempts
- * agree on which one to drop and at least one copy always remains.
+ * from the key, and leaves a marker in DIR/facteur-keys/: "BASE.pending"
+ * before it writes, renamed to "BASE.done" once its link is in new/.  So
+ * a later attempt costs one or two stat() calls: "done" means delivered
+ * (answer success, write nothing); no marker means never attempted (no
+ * directory scan); only "pending" (an attempt died around its link) makes
+ * it look through new/ and cur/ for that base with any flags.  Should two
+ * attempts both link, the later check removes its own copy when the other
+ * is in cur/ or has the smaller name, so both agree on which to drop and
+ * one copy always remains.  Markers are removed after a week by
+ * maildir_clean_tmp; facteur-keys is no Maildir++ folder (no leading
+ * dot), so Dovecot and MUAs ignore it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +46,10 @@ struct maildir_delivery {
     struct strbuf *base;        /* base name without S=/W= */
     struct strbuf *buf;         /* pending output */
     bool keyed;
+    bool scanned;               /* an earlier attempt was pending: checked */
+    bool made_pending;          /* this attempt created BASE.pending */
+    bool linked;                /* the message is in new/ or cur/ */
+    struct strbuf *marker;      /* DIR/facteur-keys/BASE (keyed only) */
     bool to_cur;
     unsigned flags;
     uint32_t keywords;
@@ -110,30 +120,88 @@ static int stat_cur(const char *dir, struct timespec *ts, struct strbuf *why)
     return ret;
 }
 
+/* The message with this key is in the Maildir: "pending" becomes "done". */
+static void key_mark_done(struct maildir_delivery *d)
+{
+    struct strbuf *from = strbuf_new(256), *to = strbuf_new(256);
+    int fd;
+
+    strbuf_printf(from, "%s.pending", strbuf_str(d->marker));
+    strbuf_printf(to, "%s.done", strbuf_str(d->marker));
+    if (rename(strbuf_str(from), strbuf_str(to)) < 0) {
+        /* No pending marker (found by a scan): create "done" directly. */
+        fd = open(strbuf_str(to), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+        else
+            log_warn("maildir: create %s: %m", strbuf_str(to));
+    }
+    strbuf_free(&from);
+    strbuf_free(&to);
+}
+
 /* Before writing: is the keyed message already there?  1 yes, 0 no, -1. */
 static int key_check_before(struct maildir_delivery *d, time_t arrival,
                             struct strbuf *why)
 {
     const char *base = strbuf_str(d->base);
-    int r;
+    struct strbuf *path = strbuf_new(256);
+    struct stat st;
+    int fd, r = -1;
 
+    if (stat_cur(d->dir, &d->cur_mtime, why) < 0)
+        goto out;
+    strbuf_printf(path, "%s.done", strbuf_str(d->marker));
+    if (stat(strbuf_str(path), &st) == 0) {
+        /* Delivered before.  The first attempt may have died before its
+         * directory sync: sync again before answering. */
+        r = maildir_deliver_sync(d->dir, true, why) < 0 ? -1 : 1;
+        goto out;
+    }
+    strbuf_printf(path, "%s.pending", strbuf_str(d->marker));
+    if (stat(strbuf_str(path), &st) < 0) {
+        /* Never attempted: mark the attempt, no need to look for copies. */
+        fd = open(strbuf_str(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT) {
+            struct strbuf *kd = strbuf_new(256);
+
+            maildir_path(kd, d->dir, MAILDIR_KEYS_DIR, NULL);
+            if (mkdir(strbuf_str(kd), 0700) < 0 && errno != EEXIST)
+                log_warn("maildir: mkdir %s: %m", strbuf_str(kd));
+            strbuf_free(&kd);
+            fd = open(strbuf_str(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        }
+        if (fd < 0) {
+            maildir_why(why, "create %s: %m", strbuf_str(path));
+            goto out;
+        }
+        close(fd);
+        d->made_pending = true;
+        r = 0;
+        goto out;
+    }
+    /* An attempt died around its link: look for its copy. */
+    d->scanned = true;
     r = key_scan(d->dir, "new", base, NULL, NULL, why);
     if (r != 0) {
-        /* The first attempt may have died before its directory sync. */
         if (r > 0 && maildir_fsync_dir(d->dir, "new", why) < 0)
-            return -1;
-        return r;
+            r = -1;
+        goto out;
     }
-    if (stat_cur(d->dir, &d->cur_mtime, why) < 0)
-        return -1;
     /* Files only enter cur/ by a rename there, which sets cur/'s mtime;
      * if cur/ has not changed since the message arrived, no copy of it
      * can be in cur/. */
-    if (arrival > 0 && d->cur_mtime.tv_sec < arrival - DELIVER_CLOCK_SLACK)
-        return 0;
+    if (arrival > 0 && d->cur_mtime.tv_sec < arrival - DELIVER_CLOCK_SLACK) {
+        r = 0;
+        goto out;
+    }
     r = key_scan(d->dir, "cur", base, NULL, NULL, why);
     if (r > 0 && maildir_fsync_dir(d->dir, "cur", why) < 0)
-        return -1;
+        r = -1;
+out:
+    if (r > 0)
+        key_mark_done(d);
+    strbuf_free(&path);
     return r;
 }
 
@@ -160,6 +228,8 @@ int maildir_deliver_start(const char *dir, const struct maildir_deliver_opts *op
     if (opts->key != NULL) {
         d->keyed = true;
         maildir_name_keyed(d->base, opts->key, opts->arrival);
+        d->marker = strbuf_new(256);
+        maildir_path(d->marker, dir, MAILDIR_KEYS_DIR, strbuf_str(d->base));
         r = key_check_before(d, opts->arrival, why);
         if (r != 0) {
             maildir_deliver_abort(&d);
@@ -248,22 +318,30 @@ static int link_into_place(const char *tmp, const char *target)
 }
 
 /*
- * After a keyed link: did another copy appear meanwhile?  Ours (name in
- * sub) gives way to a copy in cur/ or to a smaller name in new/.
+ * After a keyed link, when an earlier attempt was pending: did another
+ * copy appear meanwhile?  Ours (name in sub) gives way to a copy in cur/,
+ * to a smaller name in new/, or to any copy once "done" exists.
  * Returns 1 if ours must go, 0, or -1.
  */
 static int key_check_after(struct maildir_delivery *d, const char *sub,
                            const char *name, struct strbuf *why)
 {
-    struct strbuf *other = strbuf_new(128);
+    struct strbuf *other = strbuf_new(128), *done = strbuf_new(256);
     const char *base = strbuf_str(d->base);
     struct timespec ts;
+    struct stat st;
+    bool done_exists;
     int r, lose = 0;
 
+    /* "done" appearing meanwhile: another attempt linked and kept its copy
+     * (it never removes it afterwards), so ours is the one to drop. */
+    strbuf_printf(done, "%s.done", strbuf_str(d->marker));
+    done_exists = stat(strbuf_str(done), &st) == 0;
     r = key_scan(d->dir, "new", base, strcmp(sub, "new") == 0 ? name : NULL, other, why);
     if (r < 0)
         goto out;
-    if (r > 0 && (strcmp(sub, "cur") != 0 && strcmp(strbuf_str(other), name) < 0))
+    if (r > 0 && (done_exists ||
+                  (strcmp(sub, "cur") != 0 && strcmp(strbuf_str(other), name) < 0)))
         lose = 1;
     if (!lose) {
         if (stat_cur(d->dir, &ts, why) < 0) {
@@ -278,13 +356,15 @@ static int key_check_after(struct maildir_delivery *d, const char *sub,
                          other, why);
             if (r < 0)
                 goto out;
-            if (r > 0 && (strcmp(sub, "new") == 0 || strcmp(strbuf_str(other), name) < 0))
+            if (r > 0 && (done_exists || strcmp(sub, "new") == 0 ||
+                          strcmp(strbuf_str(other), name) < 0))
                 lose = 1;
         }
     }
     r = lose;
 out:
     strbuf_free(&other);
+    strbuf_free(&done);
     return r;
 }
 
@@ -339,6 +419,7 @@ int maildir_deliver_finish(struct maildir_delivery **dp, struct strbuf *name_r,
         }
         if (d->keyed) {
             /* The same key and content: an earlier attempt got there. */
+            key_mark_done(d);
             ret = 1;
             goto out;
         }
@@ -351,7 +432,8 @@ int maildir_deliver_finish(struct maildir_delivery **dp, struct strbuf *name_r,
         maildir_why(why, "could not find a free name in %s/%s", d->dir, sub);
         goto out;
     }
-    if (d->keyed) {
+    d->linked = true;
+    if (d->keyed && d->scanned) {
         r = key_check_after(d, sub, strbuf_str(name), why);
         if (r < 0) {
             /* Keep the link: a duplicate is better than a loss. */
@@ -363,6 +445,10 @@ int maildir_deliver_finish(struct maildir_delivery **dp, struct strbuf *name_r,
             goto out;
         }
     }
+    /* Only after the decision to keep our copy: from now on a later
+     * attempt answers "already delivered" at its first stat(). */
+    if (d->keyed)
+        key_mark_done(d);
     if (name_r != NULL)
         strbuf_set(name_r, strbuf_str(name));
     ret = 0;
@@ -384,6 +470,15 @@ void maildir_deliver_abort(struct maildir_delivery **dp)
     if (strbuf_len(d->tmp_path) > 0 && unlink(strbuf_str(d->tmp_path)) < 0 &&
         errno != ENOENT)
         log_warn("maildir: unlink %s: %m", strbuf_str(d->tmp_path));
+    if (d->made_pending && !d->linked) {
+        /* Nothing of ours reached new/: back to "never attempted". */
+        struct strbuf *pending = strbuf_new(256);
+
+        strbuf_printf(pending, "%s.pending", strbuf_str(d->marker));
+        (void)unlink(strbuf_str(pending));
+        strbuf_free(&pending);
+    }
+    strbuf_free(&d->marker);
     strbuf_free(&d->tmp_path);
     strbuf_free(&d->base);
     strbuf_free(&d->buf);

@@ -287,6 +287,9 @@ def test_facteur_delivers_dovecot_reads(env):
 
     env.start()
     m = env.imap()
+    # facteur's delivery markers (facteur-keys/) are no folder to Dovecot.
+    typ, boxes = m.list()
+    assert typ == "OK" and [b.decode().split(" ")[-1] for b in boxes] == ["INBOX"], boxes
     st = status(m)
     assert st["UIDVALIDITY"] == uidvalidity
     assert st["MESSAGES"] == 3 and st["UIDNEXT"] == next_uid
