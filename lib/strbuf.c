@@ -71,10 +71,19 @@ int strbuf_reserve(struct strbuf *sb, size_t n)
 
 int strbuf_appendn(struct strbuf *sb, const void *p, size_t n)
 {
-    if (strbuf_reserve(sb, n) < 0)
+    const char *c = p;
+
+    /* Appending a piece of our own content: growth moves it. */
+    if (c >= sb->data && c < sb->data + sb->size) {
+        size_t off = (size_t)(c - sb->data);
+        if (strbuf_reserve(sb, n) < 0)
+            return -1;
+        c = sb->data + off;
+    } else if (strbuf_reserve(sb, n) < 0) {
         return -1;
+    }
     if (n)
-        memmove(sb->data + sb->len, p, n);
+        memmove(sb->data + sb->len, c, n);
     sb->len += n;
     sb->data[sb->len] = 0;
     return 0;

@@ -36,7 +36,8 @@ char *strbuf_steal(struct strbuf **sbp);
 /* Limit len to max bytes (0: no limit).  Returns -1 if already longer. */
 int strbuf_set_max(struct strbuf *sb, size_t max);
 
-/* These return 0, or -1 if the maximum would be exceeded (nothing changed). */
+/* These return 0, or -1 if the maximum would be exceeded (nothing changed).
+ * The source may point into the buffer itself. */
 int strbuf_set(struct strbuf *sb, const char *s);
 int strbuf_setn(struct strbuf *sb, const void *p, size_t n);
 int strbuf_append(struct strbuf *sb, const char *s);
