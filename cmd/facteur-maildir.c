@@ -80,6 +80,8 @@ static int cmd_deliver(int argc, char **argv)
         log_fatal("%s", strbuf_str(why));
     if (r == 0) {
         printf("already delivered\n");
+        strbuf_free(&why);
+        strbuf_free(&name);
         return 0;
     }
     while ((n = read(0, buf, sizeof(buf))) != 0) {
