@@ -9,10 +9,10 @@
  *
  * Blocking mode does not rely on the descriptor's O_NONBLOCK flag: sockets
  * are read with MSG_DONTWAIT first and polled only on EAGAIN; other
- * descriptors are polled first.  Replaced I/O functions (TLS) are called
- * first and polled on EAGAIN, so stream_set_io() puts the descriptor in
- * non-blocking mode: a TLS layer that has decrypted bytes buffered must be
- * asked before the kernel is.  Writes use send(MSG_NOSIGNAL); on pipes the
+ * descriptors are polled first.  Replaced I/O functions (TLS) on a socket
+ * are called first and polled on EAGAIN, so stream_set_io() puts a socket
+ * in non-blocking mode: a TLS layer that has decrypted bytes buffered must
+ * be asked before the kernel is.  Replaced I/O on a pipe is polled first.  Writes use send(MSG_NOSIGNAL); on pipes the
  * fallback to write(2) blocks SIGPIPE around the call and swallows a
  * SIGPIPE it caused, so EPIPE is an error return and never a signal.
  *
@@ -270,9 +270,9 @@ static void stream_fd_nonblock(int fd, bool on)
 void stream_set_nonblock(struct stream *s, bool on)
 {
     s->nonblock = on;
-    /* Pipes ignore MSG_DONTWAIT; replaced I/O keeps the descriptor
-     * non-blocking whatever the mode (see the file header). */
-    if (on || !s->custom_io)
+    /* Pipes ignore MSG_DONTWAIT; replaced I/O on a socket keeps the
+     * descriptor non-blocking whatever the mode (see the file header). */
+    if (on || !(s->custom_io && s->sock == 1))
         stream_fd_nonblock(s->fd, on);
 }
 
@@ -351,7 +351,7 @@ static int stream_wait(struct stream *s, short events)
 /* Whether to try the I/O call before polling (see the file header). */
 static bool stream_try_first(const struct stream *s)
 {
-    return s->nonblock || s->custom_io || s->sock != 0 || s->fd < 0;
+    return s->nonblock || s->sock == 1 || s->fd < 0;
 }
 
 /* Read more input into ibuf.  Returns bytes read, 0 EOF, -1 error,
@@ -742,7 +742,10 @@ void stream_set_io(struct stream *s, stream_read_fn *rd, stream_write_fn *wr, vo
     s->wr = wr;
     s->ctx = ctx;
     s->custom_io = true;
-    stream_fd_nonblock(s->fd, true);
+    /* Only a socket: a pipe or terminal shares its flags with other
+     * processes (stdin of a stand-alone daemon), and is polled first. */
+    if (s->sock == 1)
+        stream_fd_nonblock(s->fd, true);
 }
 
 size_t stream_bytes_in(const struct stream *s)

@@ -495,6 +495,56 @@ static void test_custom_io(void **state)
     strbuf_free(&line);
 }
 
+/* Replaced I/O straight over a descriptor, as a TLS layer does. */
+static ssize_t fd_read_fn(void *ctx, void *buf, size_t len)
+{
+    return read(*(int *)ctx, buf, len);
+}
+
+static ssize_t fd_write_fn(void *ctx, const void *buf, size_t len)
+{
+    return write(*(int *)ctx, buf, len);
+}
+
+static void test_custom_io_timeout(void **state)
+{
+    struct strbuf *line = strbuf_new(8);
+    int sv[2], pfd[2];
+    struct stream *s;
+    uint64_t t0;
+
+    /* A socket: the descriptor goes non-blocking, EAGAIN is polled with
+     * the timeout. */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    s = stream_fdopen(sv[0]);
+    stream_set_io(s, fd_read_fn, fd_write_fn, &sv[0]);
+    assert_true(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+    stream_set_timeout(s, 100);
+    assert_int_equal(write(sv[1], "hi\n", 3), 3);
+    assert_int_equal(stream_read_line(s, line, 8), 1);
+    assert_string_equal(strbuf_str(line), "hi\n");
+    t0 = now_ms();
+    assert_int_equal(stream_read_line(s, line, 8), -1);
+    assert_int_equal(stream_error(s), STREAM_ERR_TIMEOUT);
+    assert_true(now_ms() - t0 >= 90);
+    stream_close(&s);
+    close(sv[1]);
+
+    /* A pipe keeps its flags (they are shared) and is polled first. */
+    assert_int_equal(pipe(pfd), 0);
+    s = stream_fdopen(pfd[0]);
+    stream_set_io(s, fd_read_fn, fd_write_fn, &pfd[0]);
+    assert_false(fcntl(pfd[0], F_GETFL) & O_NONBLOCK);
+    stream_set_timeout(s, 100);
+    t0 = now_ms();
+    assert_int_equal(stream_read_line(s, line, 8), -1);
+    assert_int_equal(stream_error(s), STREAM_ERR_TIMEOUT);
+    assert_true(now_ms() - t0 >= 90);
+    stream_close(&s);
+    close(pfd[1]);
+    strbuf_free(&line);
+}
+
 static void test_broken_pipe(void **state)
 {
     int pfd[2], sv[2];
@@ -598,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_purge_and_reads),
         cmocka_unit_test(test_write_memory),
         cmocka_unit_test(test_custom_io),
+        cmocka_unit_test(test_custom_io_timeout),
         cmocka_unit_test(test_broken_pipe),
         cmocka_unit_test(test_pipe_read),
         cmocka_unit_test(test_pipe_first_call_timeout),
