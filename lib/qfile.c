@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,20 @@ bool qfile_is_tmp_name(const char *name)
     return strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0;
 }
 
+/* The writer's pid is in its temp name (".tmp.<pid>.<n>.<usec>"): a file
+ * whose writer still runs is a message still arriving, however slowly.
+ * EPERM means the process exists under another user. */
+static bool tmp_writer_alive(const char *name)
+{
+    const char *p = name + strlen(TMP_PREFIX);
+    char *end;
+    long pid = strtol(p, &end, 10);
+
+    if (end == p || *end != '.' || pid <= 0 || pid > INT32_MAX)
+        return false;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 int qfile_purge_tmp(const char *queue_dir, time_t min_age, struct strbuf *why)
 {
     return qfile_purge_tmp_in(queue_dir, "incoming", min_age, why);
@@ -513,7 +528,7 @@ int qfile_purge_tmp_in(const char *queue_dir, const char *queue, time_t min_age,
             continue;
         if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
             continue;
-        if (now - st.st_mtime < min_age)
+        if (now - st.st_mtime < min_age || tmp_writer_alive(de->d_name))
             continue;
         if (unlinkat(dfd, de->d_name, 0) == 0) {
             log_warn("removed incomplete queue file %s/%s", strbuf_str(dir), de->d_name);

@@ -200,7 +200,8 @@ void qfile_writer_free(struct qfile_writer **wp);
 /* True if name (a directory entry) is a writer's temp file. */
 bool qfile_is_tmp_name(const char *name);
 /* Remove temp files in queue_dir/incoming older than min_age seconds
- * (left by crashed writers).  Returns the number removed, or -1 with why. */
+ * whose writer (the pid in the name) no longer runs: left by crashed
+ * writers.  Returns the number removed, or -1 with why. */
 int qfile_purge_tmp(const char *queue_dir, time_t min_age, struct strbuf *why);
 /* Same in queue_dir/<queue>. */
 int qfile_purge_tmp_in(const char *queue_dir, const char *queue, time_t min_age,

@@ -597,9 +597,14 @@ static void test_durability(void **state)
     count_incoming(f, &qids, &tmps);
     assert_int_equal(qids, 1);
     assert_int_equal(tmps, 1);
-    /* too young to purge, then purged */
+    /* too young to purge */
     assert_int_equal(qfile_purge_tmp(f->dir, 3600, f->why), 0);
+    /* the dead child's file goes; our own writer, still running, stays */
+    struct qfile_writer *live = qfile_create(f->dir, f->why);
+    assert_non_null(live);
     assert_int_equal(qfile_purge_tmp(f->dir, 0, f->why), 1);
+    assert_int_equal(access(qfile_writer_path(live), F_OK), 0);
+    qfile_writer_free(&live);
     count_incoming(f, &qids, &tmps);
     assert_int_equal(qids, 1);
     assert_int_equal(tmps, 0);
@@ -844,11 +849,19 @@ static void test_maildrop(void **state)
     qfile_close(&qf);
     unlink(qfile_writer_path(w));
     qfile_writer_free(&w);
-    /* purge in maildrop */
+    /* purge in maildrop: a live writer's file stays, a dead one's goes */
     w = qfile_create_in(f->dir, "maildrop", f->why);
     assert_non_null(w);
+    char dead[192];
+    snprintf(dead, sizeof(dead), "%s/.tmp.999999999.0.000000", sub);
+    int fd = open(dead, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    close(fd);
     assert_int_equal(qfile_purge_tmp_in(f->dir, "maildrop", 0, f->why), 1);
+    assert_int_equal(access(dead, F_OK), -1);
+    assert_int_equal(access(qfile_writer_path(w), F_OK), 0);
     qfile_writer_free(&w);
+    assert_int_equal(access(dead, F_OK), -1);
     assert_int_equal(qfile_sync_queue(f->dir, "maildrop", f->why), 0);
     assert_int_equal(qfile_sync_queue(f->dir, "nonexistent", f->why), -1);
     assert_int_equal(rmdir(sub), 0);
