@@ -2,8 +2,9 @@
  * test_maildir.c - lib/maildir: file names and info flags (malformed and
  * over-long included), durable delivery, idempotent redelivery, a crash
  * between write and link, concurrent deliveries from several processes,
- * flag changes racing another process's rename, expunge, copy, append,
- * folders, subscriptions and the dot lock.
+ * flag changes racing another process's rename, expunge, copy (hard link
+ * and, across file systems, bytes), append and the dot lock.  Folders and
+ * subscriptions are in test_maildir_folder.c.
  *
  * Every test works in its own mkdtemp() directory, removed at the end;
  * forked helpers are bounded in count and always reaped.
@@ -809,197 +810,51 @@ static void test_to_cur_expunge_copy(void **state)
     tmpdir_free(dir);
 }
 
-/* ---------------------------------------------------------------- */
-/* folders and subscriptions                                          */
-
-static const struct {
-    const char *name;
-    int ok;
-} folder_cases[] = {
-    { "INBOX", 1 }, { "inbox", 1 }, { "Sent", 1 }, { "Archive.2024", 1 },
-    { "a.b.c", 1 }, { "&AOk-t&AOk-", 1 }, { "with space", 1 },
-    { "", 0 }, { ".a", 0 }, { "a.", 0 }, { "a..b", 0 }, { "a/b", 0 },
-    { "x\ny", 0 }, { "tab\there", 0 }, { ".", 0 }, { "..", 0 },
-};
-
-static void test_folder_names(void **state)
+/* Copy to another file system (/dev/shm is tmpfs here): link() fails with
+ * EXDEV and the bytes are copied through tmp/, mtime and flags kept. */
+static void test_copy_across_filesystems(void **state)
 {
-    struct strbuf *why = strbuf_new(64), *out = strbuf_new(64);
-    char longname[MAILDIR_FOLDER_MAX + 2];
-    size_t i;
+    char *dir = tmpdir_new(), *name, *p, *data;
+    char shm_tmpl[] = "/dev/shm/test_maildir.XXXXXX";
+    char *dst = mkdtemp(shm_tmpl);
+    struct strbuf *why = strbuf_new(64), *got = strbuf_new(64);
+    struct maildir_list *l;
+    struct stat a, b;
 
     (void)state;
-    for (i = 0; i < sizeof(folder_cases) / sizeof(folder_cases[0]); i++) {
-        int r = maildir_folder_check(folder_cases[i].name, why);
-
-        if ((r == 0) != folder_cases[i].ok)
-            fail_msg("folder case %zu \"%s\": %d", i, folder_cases[i].name, r);
+    if (dst == NULL || stat(dir, &a) < 0 || stat(dst, &b) < 0 || a.st_dev == b.st_dev) {
+        if (dst != NULL)
+            rmdir(dst);
+        tmpdir_free(dir);
+        strbuf_free(&why);
+        strbuf_free(&got);
+        skip();
     }
-    memset(longname, 'x', sizeof(longname));
-    longname[MAILDIR_FOLDER_MAX] = '\0';
-    assert_int_equal(maildir_folder_check(longname, why), 0);
-    longname[MAILDIR_FOLDER_MAX] = 'x';
-    longname[MAILDIR_FOLDER_MAX + 1] = '\0';
-    assert_int_equal(maildir_folder_check(longname, why), -1);
-    assert_int_equal(maildir_folder_path(out, "/m", "INBOX", why), 0);
-    assert_string_equal(strbuf_str(out), "/m");
-    assert_int_equal(maildir_folder_path(out, "/m", "Archive.2024", why), 0);
-    assert_string_equal(strbuf_str(out), "/m/.Archive.2024");
-    assert_int_equal(maildir_folder_path(out, "/m", "../x", why), -1);
-    strbuf_free(&why);
-    strbuf_free(&out);
-}
-
-static void test_folders(void **state)
-{
-    char *root = tmpdir_new(), **names;
-    struct strbuf *why = strbuf_new(64);
-    size_t n;
-
-    (void)state;
-    assert_int_equal(maildir_folder_create_defaults(root, why), 0);
-    assert_int_equal(maildir_folder_create(root, "Sent", why), 1);
-    assert_int_equal(maildir_folder_create(root, "INBOX", why), 1);
-    assert_int_equal(maildir_folder_create(root, "Archive.2024", why), 0);
-    assert_int_equal(maildir_folder_create(root, "Archive.2024.Q1", why), 0);
-    assert_int_equal(maildir_folder_create(root, "a..b", why), -1);
-    {
-        char *marker = path2(root, ".Sent/maildirfolder");
-
-        assert_int_equal(access(marker, F_OK), 0);
-        free(marker);
-    }
-    assert_int_equal(maildir_folder_list(root, &names, &n, why), 0);
-    assert_int_equal(n, 7);
-    assert_string_equal(names[0], "Archive");
-    assert_string_equal(names[1], "Archive.2024");
-    assert_string_equal(names[2], "Archive.2024.Q1");
-    assert_string_equal(names[6], "Trash");
-    assert_null(names[7]);
-    maildir_names_free(&names);
-    assert_null(names);
-
-    /* Rename carries the subfolders; an existing target refuses. */
-    assert_int_equal(maildir_folder_rename(root, "Archive.2024", "Old", why), 0);
-    assert_int_equal(maildir_folder_rename(root, "Old", "Sent", why), -1);
-    assert_int_equal(maildir_folder_rename(root, "Old", "Old.Inner", why), -1);
-    assert_int_equal(maildir_folder_rename(root, "INBOX", "X", why), -1);
-    assert_int_equal(maildir_folder_list(root, &names, &n, why), 0);
-    assert_int_equal(n, 7);
-    assert_string_equal(names[3], "Old");
-    assert_string_equal(names[4], "Old.Q1");
-    maildir_names_free(&names);
-
-    /* Delete: not with subfolders, never INBOX; messages go with it. */
-    assert_int_equal(maildir_folder_delete(root, "Old", why), -1);
-    assert_int_equal(maildir_folder_delete(root, "INBOX", why), -1);
-    assert_int_equal(maildir_folder_delete(root, "Nope", why), -1);
-    {
-        char *dir = path2(root, ".Old.Q1");
-
-        assert_int_equal(maildir_deliver(dir, NULL, "x\n", 2, NULL, why), 0);
-        free(dir);
-    }
-    assert_int_equal(maildir_folder_delete(root, "Old.Q1", why), 0);
-    assert_int_equal(maildir_folder_delete(root, "Old", why), 0);
-    assert_int_equal(maildir_folder_list(root, &names, &n, why), 0);
-    assert_int_equal(n, 5);
-    maildir_names_free(&names);
-    strbuf_free(&why);
-    tmpdir_free(root);
-}
-
-struct subs_case {
-    const char *data;
-    int ok;
-    const char *joined;     /* names joined by '|' */
-};
-
-static const struct subs_case subs_cases[] = {
-    { "", 1, "" },
-    { "Sent\nArchive.2024\n", 1, "Sent|Archive.2024" },
-    { "V\t2\n\nSent\nArchive\t2024\n", 1, "Sent|Archive.2024" },
-    { "V\t2\n\nA\001tB\tC\n", 1, "A\tB.C" },
-    { "V\t2\n\nA\0011\n", 1, "A\001" },
-    { "V\t2\n\nno-newline", 1, "no-newline" },
-    { "Sent\n\n\nDrafts\n", 1, "Sent|Drafts" },
-    { "V\t2\n\nbad\001x\n", 0, NULL },
-    { "V\t2\n\nbad\001", 0, NULL },
-};
-
-static void test_subscriptions(void **state)
-{
-    char *root = tmpdir_new(), **names, *p, *data;
-    struct strbuf *why = strbuf_new(64), *joined = strbuf_new(64);
-    size_t i, j, n;
-
-    (void)state;
-    for (i = 0; i < sizeof(subs_cases) / sizeof(subs_cases[0]); i++) {
-        const struct subs_case *c = &subs_cases[i];
-        int r = maildir_subs_parse(c->data, strlen(c->data), &names, &n, why);
-
-        if ((r == 0) != c->ok)
-            fail_msg("subs case %zu: %d %s", i, r, strbuf_str(why));
-        if (r < 0)
-            continue;
-        strbuf_reset(joined);
-        for (j = 0; j < n; j++)
-            strbuf_appendf(joined, "%s%s", j ? "|" : "", names[j]);
-        assert_string_equal(strbuf_str(joined), c->joined);
-        maildir_names_free(&names);
-    }
-    /* An over-long line is refused. */
-    {
-        char *big = malloc(MAILDIR_FOLDER_MAX * 3 + 2);
-
-        memset(big, 'a', MAILDIR_FOLDER_MAX * 3);
-        big[MAILDIR_FOLDER_MAX * 3] = '\n';
-        assert_int_equal(maildir_subs_parse(big, MAILDIR_FOLDER_MAX * 3 + 1, &names, &n, why), -1);
-        free(big);
-    }
-
-    assert_int_equal(maildir_subs_read(root, &names, &n, why), 0);
-    assert_int_equal(n, 0);
-    maildir_names_free(&names);
-    assert_int_equal(maildir_subs_set(root, "Sent", true, why), 1);
-    assert_int_equal(maildir_subs_set(root, "Sent", true, why), 0);
-    assert_int_equal(maildir_subs_set(root, "Archive.2024", true, why), 1);
-    assert_int_equal(maildir_subs_set(root, "inbox", true, why), 1);
-    assert_int_equal(maildir_subs_set(root, "bad..name", true, why), -1);
-    p = path2(root, "subscriptions");
+    dst = strdup(dst);
+    assert_int_equal(maildir_create(dir, why), 0);
+    assert_int_equal(maildir_create(dst, why), 0);
+    assert_int_equal(maildir_append(dir, MAILDIR_FLAG_SEEN, 0, 1500000000, "bytes\n", 6, NULL, why), 0);
+    assert_int_equal(maildir_list_scan(dir, 0, &l, why), 0);
+    assert_int_equal(l->n, 1);
+    assert_int_equal(maildir_entry_copy(dir, &l->v[0], dst, MAILDIR_FLAG_FLAGGED, 2, got, why), 0);
+    maildir_list_free(&l);
+    name = only_file(dst, "cur");
+    assert_string_equal(name, strbuf_str(got));
+    assert_non_null(strstr(name, ":2,Fb"));
+    assert_int_equal(count_files(dst, "tmp"), 0);
+    assert_true(asprintf(&p, "%s/cur/%s", dst, name) > 0);
+    assert_int_equal(stat(p, &b), 0);
+    assert_int_equal(b.st_mtime, 1500000000);
+    assert_int_equal(b.st_nlink, 1);
     data = read_all(p);
-    assert_string_equal(data, "V\t2\n\nSent\nArchive\t2024\nINBOX\n");
+    assert_string_equal(data, "bytes\n");
     free(data);
-    assert_int_equal(maildir_subs_set(root, "Sent", false, why), 1);
-    assert_int_equal(maildir_subs_set(root, "Sent", false, why), 0);
-    assert_int_equal(maildir_subs_read(root, &names, &n, why), 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(names[0], "Archive.2024");  /* file order kept */
-    assert_string_equal(names[1], "INBOX");
-    maildir_names_free(&names);
-    /* A version 1 file stays version 1. */
-    {
-        int fd = open(p, O_WRONLY | O_TRUNC);
-
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, "Old.One\n", 8), 8);
-        close(fd);
-    }
-    assert_int_equal(maildir_subs_set(root, "New", true, why), 1);
-    data = read_all(p);
-    assert_string_equal(data, "Old.One\nNew\n");
-    free(data);
-    /* No lock file is left behind. */
-    {
-        char *lock = path2(root, "subscriptions.lock");
-
-        assert_int_equal(access(lock, F_OK), -1);
-        free(lock);
-    }
     free(p);
+    free(name);
+    tmpdir_free(dst);
     strbuf_free(&why);
-    strbuf_free(&joined);
-    tmpdir_free(root);
+    strbuf_free(&got);
+    tmpdir_free(dir);
 }
 
 static void test_dotlock(void **state)
@@ -1086,9 +941,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_deliveries),
         cmocka_unit_test(test_flags_race),
         cmocka_unit_test(test_to_cur_expunge_copy),
-        cmocka_unit_test(test_folder_names),
-        cmocka_unit_test(test_folders),
-        cmocka_unit_test(test_subscriptions),
+        cmocka_unit_test(test_copy_across_filesystems),
         cmocka_unit_test(test_dotlock),
     };
 
