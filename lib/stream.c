@@ -243,8 +243,13 @@ void stream_close(struct stream **sp)
     if (sp == NULL || *sp == NULL)
         return;
     s = *sp;
-    if (s->olen > s->opos && !stream_dead(s))
+    if (s->olen > s->opos && !stream_dead(s)) {
+        /* A non-blocking stream with a time limit may wait that long for
+         * its last output; without one, a single attempt is all it gets. */
+        if (s->nonblock && (s->timeout_ms > 0 || s->dl_start != 0))
+            s->nonblock = false;
         (void)stream_flush(s);
+    }
     if (s->fd >= 0)
         close(s->fd);
     stream_release(sp);

@@ -374,6 +374,20 @@ static void test_nonblock_flush(void **state)
     assert_int_equal(stream_bytes_out(s), total);
     stream_close(&s);
     close(sv[1]);
+
+    /* Closing a non-blocking stream with a timeout waits that long for
+     * its last output: a silent peer costs the timeout, not forever. */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    s = stream_fdopen(sv[0]);
+    stream_set_nonblock(s, true);
+    stream_set_timeout(s, 100);
+    for (int i = 0; i < 200 && stream_flush(s) != STREAM_AGAIN; i++)
+        assert_int_equal(stream_write(s, big, sizeof(big)), 0);
+    assert_true(stream_out_pending(s) > 0);
+    uint64_t t0 = now_ms();
+    stream_close(&s);
+    assert_true(now_ms() - t0 >= 90 && now_ms() - t0 < 2000);
+    close(sv[1]);
 }
 
 static void test_nonblock_exact(void **state)
