@@ -375,7 +375,7 @@ class Instance:
             if not entry.isdigit() or int(entry) == me:
                 continue
             pid = int(entry)
-            if self.dir in proc_cmdline(pid) and pid_alive(pid):
+            if self.dir + "/" in proc_cmdline(pid) and pid_alive(pid):
                 pids.append(pid)
         return sorted(pids)
 

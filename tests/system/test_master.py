@@ -235,3 +235,22 @@ def test_unpriv_n_child_stays_root_without_chroot(instance):
     child = instance.wait_service_pid("authd")
     assert fh.proc_status(child)["Uid"].split()[0] == "0"
     assert os.readlink("/proc/%d/root" % child) == "/"
+
+
+def test_foreground_master_stops_on_sigterm(instance):
+    """master -d (no daemonizing, as under systemd): same pid file and lock,
+    and SIGTERM ends it with status 0 and removes the pid file."""
+    require_daemon("authd")
+    instance.configure(services=[auth_line()])
+    instance.start(foreground=True)
+    assert instance.master_pid() == instance.master_proc.pid
+    auth_roundtrip(instance)
+    child = instance.wait_service_pid("authd")
+    r = instance.facteur("status")
+    assert r.returncode == 0
+    assert "PID: %d" % instance.master_proc.pid in r.stderr
+    proc = instance.master_proc
+    instance.stop()
+    assert proc.returncode == 0
+    assert not fh.pid_alive(child)
+    assert not os.path.exists(instance.pid_file())
