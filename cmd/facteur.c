@@ -38,6 +38,7 @@
 #include "log.h"
 #include "mastercf.h"
 #include "mem.h"
+#include "params.h"
 #include "strbuf.h"
 
 #define START_WAIT_MS 30000     /* master -w plus pid file */
@@ -92,22 +93,11 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* A parameter that conf_load() must have set (every one used here has a
- * default in params.def, so NULL means a broken build). */
-static const char *param(const char *name)
-{
-    const char *v = conf_get(name);
-
-    if (v == NULL)
-        log_panic("parameter %s is not declared", name);
-    return v;
-}
-
 /* ---- master's pid file ------------------------------------------------ */
 
 static char *pid_file_path(void)
 {
-    return xasprintf("%s/pid/master.pid", param("queue_directory"));
+    return xasprintf("%s/pid/master.pid", var_queue_directory);
 }
 
 /* A process counts as alive unless it is gone or a zombie. */
@@ -194,8 +184,8 @@ static pid_t master_running(void)
 
 static int check_accounts(struct owners *own)
 {
-    const char *user = param("mail_owner");
-    const char *group = param("setgid_group");
+    const char *user = var_mail_owner;
+    const char *group = var_setgid_group;
     struct passwd *pw;
     struct group *gr;
     int problems = 0;
@@ -312,7 +302,7 @@ static int check_parents(const char *path)
 
 static int check_spool(const struct owners *own)
 {
-    const char *queue = param("queue_directory");
+    const char *queue = var_queue_directory;
     int problems = 0;
 
     if (queue[0] != '/') {
@@ -345,7 +335,7 @@ static int check_spool(const struct owners *own)
 /* Every command master.cf names must be an executable file. */
 static int check_daemons(const struct mastercf *cf)
 {
-    const char *ddir = param("daemon_directory");
+    const char *ddir = var_daemon_directory;
     struct stat st;
     int problems = 0;
 
@@ -433,7 +423,7 @@ static int do_start(void)
         return 1;
     }
     log_info("starting the mail system");
-    master = xasprintf("%s/master", param("daemon_directory"));
+    master = xasprintf("%s/master", var_daemon_directory);
     if ((child = fork()) < 0)
         log_fatal("fork: %m");
     if (child == 0) {
@@ -540,7 +530,7 @@ static int do_status(void)
 static int do_flush(void)
 {
     static const char request[] = "FAI";
-    char *path = xasprintf("%s/public/qmgr", param("queue_directory"));
+    char *path = xasprintf("%s/public/qmgr", var_queue_directory);
     struct stat st;
     int fd = -1, rc = 1;
 
@@ -612,7 +602,6 @@ int main(int argc, char **argv)
 {
     struct strbuf *why;
     const struct command *cmd = NULL;
-    const char *maillog;
     int ch;
 
     log_init("facteur", LOG_DEST_STDERR | LOG_DEST_SYSLOG);
@@ -647,9 +636,8 @@ int main(int argc, char **argv)
         log_fatal("%s", strbuf_str(why));
     strbuf_free(&why);
     /* Control actions belong in the mail log too, as postfix(1) does. */
-    maillog = conf_get("maillog_file");
-    if (maillog != NULL && *maillog && cmd->run != do_status && log_set_file(maillog) < 0)
-        log_warn("cannot open maillog_file %s: %m", maillog);
+    if (*var_maillog_file && cmd->run != do_status && log_set_file(var_maillog_file) < 0)
+        log_warn("cannot open maillog_file %s: %m", var_maillog_file);
     ch = cmd->run();
     free(confdir_abs);
     return ch;
