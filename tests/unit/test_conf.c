@@ -498,6 +498,18 @@ static void test_name_valid(void **state)
     assert_false(conf_name_valid(longname, CONF_NAME_MAX + 1));
 }
 
+/* prefix followed by the six placeholder letters mkstemp and mkdtemp want. */
+static char *tmp_template(char *buf, size_t size, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    assert_true(n + 7 <= size);
+    memcpy(buf, prefix, n);
+    memset(buf + n, 'X', 6);
+    buf[n + 6] = 0;
+    return buf;
+}
+
 /* conf_check_unknown warns about names nothing uses, with their line. */
 static void test_check_unknown(void **state)
 {
@@ -514,8 +526,8 @@ static void test_check_unknown(void **state)
         "#commented = 1\n"
         "unused_two = 2\n";
     struct strbuf *why = strbuf_new(64);
-    char path[] = "/tmp/test_conf_log.XXXXXX";
-    int fd = mkstemp(path);
+    char path[64];
+    int fd = mkstemp(tmp_template(path, sizeof(path), "/tmp/test_conf_log."));
     char buf[4096];
     ssize_t n;
 
@@ -554,12 +566,12 @@ static void test_check_unknown(void **state)
  * is read; errors carry the full path. */
 static void test_load_dir(void **state)
 {
-    char dir[] = "/tmp/test_conf_dir.XXXXXX";
+    char dir[64];
     char *path;
     struct strbuf *why = strbuf_new(64);
     FILE *f;
 
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(tmp_template(dir, sizeof(dir), "/tmp/test_conf_dir.")));
     path = xasprintf("%s/main.cf", dir);
     conf_unload();
     assert_int_equal(conf_load(dir, why), 0);
