@@ -190,3 +190,37 @@ def test_socket_refuses_outsiders_as_root(anvil, instance):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(instance.socket_path("anvil"))
     s.close()
+
+
+def test_the_table_is_bounded(instance):
+    """100000 idents with an open connection fill the table: a new ident is
+    refused (status 1, so smtpd applies no limit), known ones still count."""
+    import threading
+    make = start_anvil(instance)
+    total = 100000
+    replies = []
+    with make() as c:
+        c.sock.settimeout(60)
+
+        def reader():
+            for _ in range(total + 2):
+                replies.append(c.recv())
+
+        t = threading.Thread(target=reader)
+        t.start()
+        batch = []
+        for i in range(total):
+            batch.append(fh.attr_encode([("request", "connect"),
+                                         ("ident", "smtp:10.%d.%d.%d" % (i >> 16, (i >> 8) & 255,
+                                                                          i & 255))]))
+            if len(batch) == 1000:
+                c.send_raw(b"".join(batch))
+                batch = []
+        c.send_raw(fh.attr_encode([("request", "connect"), ("ident", "smtp:192.0.2.250")]))
+        c.send_raw(fh.attr_encode([("request", "connect"), ("ident", "smtp:10.0.0.7")]))
+        t.join(90)
+        assert not t.is_alive(), "anvil did not answer %d requests" % (total + 2)
+    assert all(r == {"status": 0, "count": 1, "rate": 1} for r in replies[:total])
+    assert replies[total]["status"] == 1
+    assert replies[total + 1] == {"status": 0, "count": 2, "rate": 2}
+    instance.wait_for_log(r"facteur/anvil\[\d+\]: warning: table full \(100000 idents\)")
