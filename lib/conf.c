@@ -360,11 +360,23 @@ static char *conf_default_myhostname(void)
     return xstrdup(host);
 }
 
+/* Append " item" unless the list already holds it (two addresses on one
+ * subnet give one network). */
+static void conf_net_add(struct strbuf *out, const char *item)
+{
+    size_t n = strlen(item);
+
+    for (const char *p = strstr(strbuf_str(out), item); p; p = strstr(p + 1, item))
+        if ((p == strbuf_str(out) || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return;
+    strbuf_appendf(out, " %s", item);
+}
+
 /* Append addr/prefix for one interface address; mask from the netmask. */
 static void conf_net_append(struct strbuf *out, const struct sockaddr *sa,
                             const struct sockaddr *mask, const char *style)
 {
-    char text[INET6_ADDRSTRLEN];
+    char text[INET6_ADDRSTRLEN], item[INET6_ADDRSTRLEN + 8];
     unsigned prefix = 0;
 
     if (sa->sa_family == AF_INET) {
@@ -381,7 +393,8 @@ static void conf_net_append(struct strbuf *out, const struct sockaddr *sa,
             prefix++;
         a.s_addr = htonl(h & (prefix ? 0xffffffffu << (32 - prefix) : 0));
         inet_ntop(AF_INET, &a, text, sizeof(text));
-        strbuf_appendf(out, " %s/%u", text, prefix);
+        snprintf(item, sizeof(item), "%s/%u", text, prefix);
+        conf_net_add(out, item);
     } else if (sa->sa_family == AF_INET6) {
         struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
 
@@ -405,7 +418,8 @@ static void conf_net_append(struct strbuf *out, const struct sockaddr *sa,
                 a.s6_addr[i] &= (uint8_t)(0xff00 >> keep);
         }
         inet_ntop(AF_INET6, &a, text, sizeof(text));
-        strbuf_appendf(out, " [%s]/%u", text, prefix);
+        snprintf(item, sizeof(item), "[%s]/%u", text, prefix);
+        conf_net_add(out, item);
     }
 }
 

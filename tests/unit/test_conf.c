@@ -272,6 +272,8 @@ static void test_mynetworks_styles(void **state)
             assert_true(prefix >= 0 && prefix <= (list[j][0] == '[' ? 128 : 32));
             if (strcasecmp(styles[i], "host") == 0)
                 assert_true(prefix == 32 || prefix == 128 || j < 2);
+            for (size_t k = 0; k < j; k++)
+                assert_string_not_equal(list[k], list[j]);      /* no duplicates */
         }
         conf_list_free(&list);
     }
