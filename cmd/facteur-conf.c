@@ -144,13 +144,6 @@ struct edit {
     int found;
 };
 
-/* One physical line of main.cf and the setting it belongs to. */
-struct line {
-    const char *text;   /* with its '\n' if it has one */
-    size_t len;
-    int owner;          /* index into edits, -1: none */
-};
-
 static int find_edit(struct edit *edits, int n, const char *name, size_t len)
 {
     for (int i = n - 1; i >= 0; i--)        /* the last -e of a name wins */
