@@ -248,3 +248,30 @@ def test_usage_errors(instance):
     r = fh.run_cmd([os.path.join(fh.BIN, "facteur"), "-c", "/nonexistent/dir", "status"])
     assert r.returncode != 0
     assert "/nonexistent/dir" in r.stderr
+
+
+def test_flush_wakes_a_socket_listener(instance):
+    import socket
+    sleeper_instance(instance)
+    instance.start()
+    path = os.path.join(instance.queue, "public", "qmgr")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(10)
+    try:
+        r = instance.facteur("flush")
+        assert r.returncode == 0, r.stderr
+        conn, _ = srv.accept()
+        conn.settimeout(10)
+        data = b""
+        while len(data) < 3:
+            chunk = conn.recv(16)
+            if not chunk:
+                break
+            data += chunk
+        conn.close()
+        assert data == b"FAI"
+    finally:
+        srv.close()
+        os.unlink(path)
