@@ -9,6 +9,10 @@ Fixtures:
                  is cleaned up the same way.
   free_port      a function returning a free loopback TCP port.
 
+facteur_harness also has Dialogue (send/expect line conversations with
+STARTTLS), AttrClient and anvil_request (lib/attr requests), free_port,
+wait_until, and /proc helpers (service pids, uids, chroot, socket inodes).
+
 Helpers for tests: require_daemon("anvil") fails the test with a clear
 message when the daemon is not built (a missing daemon is a failure of
 `make check`, not a reason to pass quietly).

@@ -613,3 +613,115 @@ def anvil_request(path, request, ident, timeout=5.0):
     """One anvil request on a fresh connection; returns the reply dict."""
     with AttrClient(path, timeout) as c:
         return c.request([("request", request), ("ident", ident)])
+
+
+# ---- line dialogues (SMTP, LMTP, IMAP, POP3, the auth protocol) ----------
+
+class Dialogue:
+    """A line-based conversation written as send/expect steps:
+
+        d = Dialogue.tcp(port)
+        d.expect(r"^220 ")
+        d.send("EHLO client.example")
+        d.expect_reply("250")          # SMTP multi-line reply, last line
+        d.starttls()                   # wraps the socket, drops buffered input
+
+    Every read has a deadline; expect() fails with the lines it saw."""
+
+    def __init__(self, sock, timeout=10.0, eol=b"\r\n"):
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.eol = eol
+        self.buf = b""
+        self.seen = []
+
+    @classmethod
+    def tcp(cls, port, host="127.0.0.1", timeout=10.0, **kw):
+        return cls(socket.create_connection((host, port), timeout=timeout), timeout, **kw)
+
+    @classmethod
+    def unix(cls, path, timeout=10.0, **kw):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(path)
+        return cls(s, timeout, **kw)
+
+    def send(self, line):
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data + self.eol)
+
+    def send_raw(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def read_line(self):
+        """The next line without its terminator; None at EOF."""
+        deadline = time.monotonic() + self.timeout
+        while b"\n" not in self.buf:
+            if time.monotonic() > deadline:
+                raise AssertionError("no complete line within %.1fs; saw %r" % (
+                    self.timeout, self.seen[-5:]))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if self.buf:
+                    line, self.buf = self.buf, b""
+                    return self._note(line)
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return self._note(line.rstrip(b"\r"))
+
+    def _note(self, raw):
+        line = raw.decode("utf-8", "replace")
+        self.seen.append(line)
+        return line
+
+    def expect(self, pattern):
+        """Read one line and require it to match pattern; returns the match."""
+        line = self.read_line()
+        m = re.search(pattern, line) if line is not None else None
+        if m is None:
+            raise AssertionError("expected /%s/, got %r (earlier: %r)" % (
+                pattern, line, self.seen[-6:-1]))
+        return m
+
+    def expect_reply(self, code):
+        """Read an SMTP/LMTP reply (continuation lines "code-"); require the
+        code; returns all its lines."""
+        lines = []
+        while True:
+            line = self.read_line()
+            if line is None:
+                raise AssertionError("connection closed inside a reply; saw %r" % lines)
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                break
+        if not lines[-1].startswith(str(code)):
+            raise AssertionError("expected %s, got %r" % (code, lines))
+        return lines
+
+    def expect_closed(self):
+        line = self.read_line()
+        if line is not None:
+            raise AssertionError("expected the peer to close, got %r" % line)
+
+    def starttls(self, server_hostname="localhost", context=None):
+        """Switch to TLS (certificate checks off unless a context is given);
+        input read before the switch is discarded, as servers must."""
+        import ssl
+        if context is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.buf = b""
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        return self.sock
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
