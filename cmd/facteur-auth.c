@@ -120,8 +120,12 @@ static int cmd_hash(int argc, char **argv)
             free(again);
         }
     }
-    if (pwscheme_hash(scheme, pw, rounds, out, why) < 0)
+    if (pwscheme_hash(scheme, pw, rounds, out, why) < 0) {
+        explicit_bzero(pw, strlen(pw));
+        free(pw);
+        strbuf_free(&out);
         die("%s", strbuf_str(why));
+    }
     printf("%s\n", strbuf_str(out));
     explicit_bzero(pw, strlen(pw));
     free(pw);
@@ -212,7 +216,7 @@ static int cmd_lookup(struct auth_client *ac, const char *user, const char *serv
 int main(int argc, char **argv)
 {
     const char *confdir = NULL, *sock = NULL, *rip = "", *service = "facteur-auth";
-    struct strbuf *why = strbuf_new(64);
+    struct strbuf *why;
     struct auth_client *ac;
     int c, ret;
 
@@ -241,6 +245,7 @@ int main(int argc, char **argv)
         usage();
     if (strcmp(argv[0], "hash") == 0)
         return cmd_hash(argc, argv);
+    why = strbuf_new(64);
     if (conf_load(confdir, why) < 0)
         die("%s", strbuf_str(why));
     strbuf_free(&why);

@@ -161,6 +161,9 @@ def start_authd(instance, users_text, params=None, unpriv="-"):
         "auth_lockout_time": "60s",
         "auth_mechanisms": "plain login scram-sha-256",
     }
+    if os.environ.get("ASAN_OPTIONS"):
+        # Sanitizer builds: let authd's sanitizer report where we look.
+        merged["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
     merged.update(params or {})
     instance.configure(params=merged, services=[
         fh.service_line("auth", "unix", "authd", unpriv=unpriv, maxproc=1)])
