@@ -176,7 +176,7 @@ const char *smtp_verb_name(enum smtp_verb verb);
 enum smtp_verb smtp_verb_lookup(const char *name, size_t len);
 
 /* Parse one command line, content only (no CRLF; use smtp_line_check).
- * line must be NUL-terminated at line[len] (strbuf content is).  Fills cmd.
+ * Nothing past line[len] is read (no NUL terminator needed).  Fills cmd.
  * Returns SMTP_R_NONE, or:
  *   SMTP_R_BAD_CMD       empty line, or a verb not in the table (cmd->verb
  *                        is then SMTP_VERB_UNKNOWN);
