@@ -378,8 +378,18 @@ int maildir_clean_tmp(const char *dir, time_t now, time_t max_age,
     while (d != NULL && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode) && st.st_mtime <= now - MAILDIR_KEYS_STALE_SECS)
+        time_t born;
+        char *end;
+
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        /* "ARRIVAL.K...": markers that share one inode are aged by the
+         * arrival time in their name, the others by their own mtime. */
+        born = (time_t)strtoll(de->d_name, &end, 10);
+        if (end == de->d_name || *end != '.')
+            born = st.st_mtime;
+        if (born <= now - MAILDIR_KEYS_STALE_SECS)
             (void)unlinkat(dirfd(d), de->d_name, 0);
     }
     if (d != NULL)

@@ -48,6 +48,7 @@ struct maildir_delivery {
     bool keyed;
     bool scanned;               /* an earlier attempt was pending: checked */
     bool made_pending;          /* this attempt created BASE.pending */
+    time_t arrival;             /* opts->arrival (in a keyed base name) */
     bool linked;                /* the message is in new/ or cur/ */
     struct strbuf *marker;      /* DIR/facteur-keys/BASE (keyed only) */
     bool to_cur;
@@ -120,21 +121,75 @@ static int stat_cur(const char *dir, struct timespec *ts, struct strbuf *why)
     return ret;
 }
 
+/*
+ * Create the marker file path.  A hard link to one shared empty file
+ * (facteur-keys/.marker) costs a directory entry only, where creating a
+ * file also allocates an inode (several times slower on ext4); when that
+ * file has too many links, a file of its own is created instead.  Linked
+ * markers share one mtime, so they are used only when the name carries
+ * the arrival time the janitor ages them by (shared is false otherwise).
+ */
+static int marker_create(const char *dir, const char *path, bool shared,
+                         struct strbuf *why)
+{
+    struct strbuf *proto = strbuf_new(256);
+    int attempt, fd, ret = -1;
+
+    maildir_path(proto, dir, MAILDIR_KEYS_DIR, ".marker");
+    for (attempt = 0; shared && attempt < 3; attempt++) {
+        if (link(strbuf_str(proto), path) == 0 || errno == EEXIST) {
+            ret = 0;
+            break;
+        }
+        if (errno == ENOENT) {
+            /* No facteur-keys/ or no .marker yet: make them. */
+            struct strbuf *kd = strbuf_new(256);
+
+            maildir_path(kd, dir, MAILDIR_KEYS_DIR, NULL);
+            if (mkdir(strbuf_str(kd), 0700) < 0 && errno != EEXIST)
+                log_warn("maildir: mkdir %s: %m", strbuf_str(kd));
+            strbuf_free(&kd);
+            fd = open(strbuf_str(proto), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        break;      /* EMLINK and the like: a file of its own */
+    }
+    if (ret < 0) {
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT) {
+            struct strbuf *kd = strbuf_new(256);
+
+            maildir_path(kd, dir, MAILDIR_KEYS_DIR, NULL);
+            if (mkdir(strbuf_str(kd), 0700) < 0 && errno != EEXIST)
+                log_warn("maildir: mkdir %s: %m", strbuf_str(kd));
+            strbuf_free(&kd);
+            fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        }
+        if (fd >= 0) {
+            close(fd);
+            ret = 0;
+        } else {
+            maildir_why(why, "create %s: %m", path);
+        }
+    }
+    strbuf_free(&proto);
+    return ret;
+}
+
 /* The message with this key is in the Maildir: "pending" becomes "done". */
 static void key_mark_done(struct maildir_delivery *d)
 {
     struct strbuf *from = strbuf_new(256), *to = strbuf_new(256);
-    int fd;
 
     strbuf_printf(from, "%s.pending", strbuf_str(d->marker));
     strbuf_printf(to, "%s.done", strbuf_str(d->marker));
-    if (rename(strbuf_str(from), strbuf_str(to)) < 0) {
-        /* No pending marker (found by a scan): create "done" directly. */
-        fd = open(strbuf_str(to), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            close(fd);
-        else
-            log_warn("maildir: create %s: %m", strbuf_str(to));
+    if (rename(strbuf_str(from), strbuf_str(to)) < 0 &&
+        marker_create(d->dir, strbuf_str(to), d->arrival > 0, NULL) < 0) {
+        /* No pending marker (found by a scan) and none can be made: a
+         * later retry scans and still finds the copy. */
+        log_warn("maildir: create %s: %m", strbuf_str(to));
     }
     strbuf_free(&from);
     strbuf_free(&to);
@@ -147,7 +202,7 @@ static int key_check_before(struct maildir_delivery *d, time_t arrival,
     const char *base = strbuf_str(d->base);
     struct strbuf *path = strbuf_new(256);
     struct stat st;
-    int fd, r = -1;
+    int r = -1;
 
     if (stat_cur(d->dir, &d->cur_mtime, why) < 0)
         goto out;
@@ -161,21 +216,8 @@ static int key_check_before(struct maildir_delivery *d, time_t arrival,
     strbuf_printf(path, "%s.pending", strbuf_str(d->marker));
     if (stat(strbuf_str(path), &st) < 0) {
         /* Never attempted: mark the attempt, no need to look for copies. */
-        fd = open(strbuf_str(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == ENOENT) {
-            struct strbuf *kd = strbuf_new(256);
-
-            maildir_path(kd, d->dir, MAILDIR_KEYS_DIR, NULL);
-            if (mkdir(strbuf_str(kd), 0700) < 0 && errno != EEXIST)
-                log_warn("maildir: mkdir %s: %m", strbuf_str(kd));
-            strbuf_free(&kd);
-            fd = open(strbuf_str(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        }
-        if (fd < 0) {
-            maildir_why(why, "create %s: %m", strbuf_str(path));
+        if (marker_create(d->dir, strbuf_str(path), arrival > 0, why) < 0)
             goto out;
-        }
-        close(fd);
         d->made_pending = true;
         r = 0;
         goto out;
@@ -227,6 +269,7 @@ int maildir_deliver_start(const char *dir, const struct maildir_deliver_opts *op
     d->mtime = opts->mtime;
     if (opts->key != NULL) {
         d->keyed = true;
+        d->arrival = opts->arrival;
         maildir_name_keyed(d->base, opts->key, opts->arrival);
         d->marker = strbuf_new(256);
         maildir_path(d->marker, dir, MAILDIR_KEYS_DIR, strbuf_str(d->base));

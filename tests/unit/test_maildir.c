@@ -512,8 +512,20 @@ static void test_deliver_idempotent(void **state)
         assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 0);
         assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 1);
 
-        /* Markers are pruned after MAILDIR_KEYS_STALE_SECS, tmp/ is not
-         * touched by that. */
+        /* Markers are pruned once their message arrived more than
+         * MAILDIR_KEYS_STALE_SECS ago (the arrival is in the name); those
+         * without an arrival by their own mtime. */
+        assert_int_equal(maildir_clean_tmp(dir, time(NULL), MAILDIR_TMP_STALE_SECS, why), 0);
+        fd = count_files(dir, MAILDIR_KEYS_DIR);   /* the recent ones above */
+        opts.key = "QID48:jo@example.org:INBOX";
+        opts.arrival = time(NULL);
+        assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 0);
+        opts.key = "QID49:jo@example.org:INBOX";
+        opts.arrival = 0;
+        assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 0);
+        assert_int_equal(maildir_clean_tmp(dir, time(NULL), MAILDIR_TMP_STALE_SECS, why), 0);
+        assert_int_equal(count_files(dir, MAILDIR_KEYS_DIR), fd + 2);
+        assert_int_equal(maildir_deliver(dir, &opts, "m1\n", 3, NULL, why), 1);
         assert_int_equal(maildir_clean_tmp(dir, time(NULL) + MAILDIR_KEYS_STALE_SECS + 60,
                                            MAILDIR_TMP_STALE_SECS, why), 0);
         assert_int_equal(count_files(dir, MAILDIR_KEYS_DIR), 0);
