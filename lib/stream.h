@@ -15,6 +15,17 @@
  * I/O functions can be replaced (stream_set_io) so TLS plugs in below the
  * buffers; call stream_purge_input() first so nothing read before STARTTLS
  * is processed after it.
+ *
+ * Details callers rely on:
+ * - After STREAM_ERR_TOOLONG reads stay blocked until stream_skip_line or
+ *   stream_clear_toolong, but writes still work (to send "500 too long").
+ * - max == 0 means no limit for stream_read_line and stream_skip_line.
+ * - On a non-blocking stream stream_read_exact and stream_read_into return
+ *   STREAM_AGAIN and consume nothing until all the bytes are buffered.
+ * - stream_set_io on a socket sets O_NONBLOCK (the deadline is kept by
+ *   polling on EAGAIN); pipes keep their flags.
+ * - stream_close on a stream with a timeout or deadline waits up to that
+ *   limit for its remaining output.
  */
 #ifndef FACTEUR_STREAM_H
 #define FACTEUR_STREAM_H
