@@ -128,6 +128,7 @@ static int stat_cur(const char *dir, struct timespec *ts, struct strbuf *why)
  * file has too many links, a file of its own is created instead.  Linked
  * markers share one mtime, so they are used only when the name carries
  * the arrival time the janitor ages them by (shared is false otherwise).
+ * Returns 1 if created, 0 if it existed already, -1.
  */
 static int marker_create(const char *dir, const char *path, bool shared,
                          struct strbuf *why)
@@ -137,8 +138,12 @@ static int marker_create(const char *dir, const char *path, bool shared,
 
     maildir_path(proto, dir, MAILDIR_KEYS_DIR, ".marker");
     for (attempt = 0; shared && attempt < 3; attempt++) {
-        if (link(strbuf_str(proto), path) == 0 || errno == EEXIST) {
-            ret = 0;
+        if (link(strbuf_str(proto), path) == 0) {
+            ret = 1;
+            break;
+        }
+        if (errno == EEXIST) {
+            ret = 0;    /* another attempt made it */
             break;
         }
         if (errno == ENOENT) {
@@ -157,7 +162,7 @@ static int marker_create(const char *dir, const char *path, bool shared,
         break;      /* EMLINK and the like: a file of its own */
     }
     if (ret < 0) {
-        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 && errno == ENOENT) {
             struct strbuf *kd = strbuf_new(256);
 
@@ -165,10 +170,12 @@ static int marker_create(const char *dir, const char *path, bool shared,
             if (mkdir(strbuf_str(kd), 0700) < 0 && errno != EEXIST)
                 log_warn("maildir: mkdir %s: %m", strbuf_str(kd));
             strbuf_free(&kd);
-            fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         }
         if (fd >= 0) {
             close(fd);
+            ret = 1;
+        } else if (errno == EEXIST) {
             ret = 0;
         } else {
             maildir_why(why, "create %s: %m", path);
@@ -211,14 +218,16 @@ static int key_check_before(struct maildir_delivery *d, time_t arrival,
         /* Delivered before.  The first attempt may have died before its
          * directory sync: sync again before answering. */
         r = maildir_deliver_sync(d->dir, true, why) < 0 ? -1 : 1;
-        goto out;
+        strbuf_free(&path);
+        return r;
     }
     strbuf_printf(path, "%s.pending", strbuf_str(d->marker));
     if (stat(strbuf_str(path), &st) < 0) {
         /* Never attempted: mark the attempt, no need to look for copies. */
-        if (marker_create(d->dir, strbuf_str(path), arrival > 0, why) < 0)
+        r = marker_create(d->dir, strbuf_str(path), arrival > 0, why);
+        if (r < 0)
             goto out;
-        d->made_pending = true;
+        d->made_pending = r == 1;
         r = 0;
         goto out;
     }
