@@ -206,6 +206,8 @@ static int anvil_handle(struct anvil_conn *c)
 
 /* ---- I/O ------------------------------------------------------------------ */
 
+static void anvil_conn_read(int fd, int events, void *ctx);
+
 static void anvil_conn_write(int fd, int events, void *ctx)
 {
     struct anvil_conn *c = ctx;
@@ -217,7 +219,10 @@ static void anvil_conn_write(int fd, int events, void *ctx)
     if (rc < 0) {
         log_warn("client pid %ld: write: %s", c->peer_pid, stream_strerror(c->stream));
         anvil_conn_close(c);
+        return;
     }
+    /* Replies are out: take requests again. */
+    event_read(fd, anvil_conn_read, c);
 }
 
 static void anvil_conn_read(int fd, int events, void *ctx)
@@ -265,6 +270,9 @@ static void anvil_conn_read(int fd, int events, void *ctx)
     }
     strbuf_free(&why);
     if ((rc = stream_flush(c->stream)) == STREAM_AGAIN) {
+        /* A client that does not read its replies gets no more served:
+         * pending output stays bounded by one read's worth of requests. */
+        event_disable_read(fd);
         event_write(fd, anvil_conn_write, c);
     } else if (rc < 0) {
         log_warn("client pid %ld: write: %s", c->peer_pid, stream_strerror(c->stream));

@@ -224,3 +224,28 @@ def test_the_table_is_bounded(instance):
     assert replies[total]["status"] == 1
     assert replies[total + 1] == {"status": 0, "count": 2, "rate": 2}
     instance.wait_for_log(r"facteur/anvil\[\d+\]: warning: table full \(100000 idents\)")
+
+
+def test_a_client_that_does_not_read_cannot_grow_anvil(instance):
+    """Requests keep coming but replies are never read: anvil stops reading
+    that client (its memory stays bounded) and still serves the others."""
+    make = start_anvil(instance)
+    with make() as greedy, make() as good:
+        greedy.sock.setblocking(False)
+        request = fh.attr_encode([("request", "lookup"), ("ident", IDENT)]) * 1000
+        sent = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                sent += greedy.sock.send(request)
+            except BlockingIOError:
+                time.sleep(0.2)
+                try:
+                    sent += greedy.sock.send(request)
+                except BlockingIOError:
+                    break       # both directions are full: anvil stopped reading
+        assert time.monotonic() < deadline, "anvil kept reading %d bytes" % sent
+        assert req(good, "connect") == {"status": 0, "count": 1, "rate": 1}
+        pid = instance.wait_service_pid("anvil")
+        rss_kb = int(fh.proc_status(pid)["VmRSS"].split()[0])
+        assert rss_kb < 64 * 1024, rss_kb
