@@ -10,6 +10,8 @@
  *   ROOT/.Name, ROOT/.Name.Sub     Maildir++ folders ('.' separated)
  *   ROOT/.Name/maildirfolder       marks a folder (empty file)
  *   ROOT/subscriptions             subscribed folder names (Dovecot format)
+ *   DIR/facteur-keys/BASE.done     delivered with an idempotency key
+ *                                  (BASE.pending while under way)
  *   NAME = BASE[:2,FLAGS[,EXTRA]]  BASE may carry ",S=<size>,W=<vsize>"
  *
  * FLAGS are the standard letters D F P R S T (written in ASCII order) and
@@ -193,8 +195,9 @@ struct maildir_deliver_opts {
  * Returns 0 when opts->key is set and the message was already delivered
  * (new/ and cur/ are fsynced again before returning, in case the first
  * attempt died before its sync): nothing to write, answer success.  A
- * first attempt costs two stat() calls and one marker file; only a retry
- * after an attempt that died around its link scans new/ and cur/.
+ * first attempt costs three stat() calls and one marker (a hard link);
+ * only a retry after an attempt that died around its link scans new/ and
+ * cur/.  finish() turns the marker into "done" once the link is made.
  * Returns -1 on error.
  */
 int maildir_deliver_start(const char *dir, const struct maildir_deliver_opts *opts,
