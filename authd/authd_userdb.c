@@ -13,7 +13,9 @@
  *                       template such as /var/mail/vhosts/%d/%n.  The
  *                       arguments may follow as separate list items
  *                       ("static:uid=vmail gid=vmail home=...").
- * lmtpd and the post-login processes ask through the USER request.  A
+ * The first backend that knows the user answers; one that fails ends the
+ * lookup with a temporary failure.  lmtpd and the post-login processes ask
+ * through the USER request.  A
  * user name reaches here normalised and checked (no '/', no control
  * characters); templates refuse parts that are empty, "." or "..", so a
  * crafted name cannot point a home outside its tree.
@@ -357,17 +359,18 @@ static enum userdb_result lookup_one(struct userdb *d, const char *user,
 
 enum userdb_result userdb_lookup(const char *user, struct userdb_reply *r, struct strbuf *why)
 {
-    bool tempfail = false;
-
     for (int i = 0; i < userdb_count; i++) {
         enum userdb_result res = lookup_one(&userdbs[i], user, r, why);
 
         if (res == USERDB_FOUND)
             return res;
         if (res == USERDB_TEMPFAIL) {
+            /* Stop here: a later backend (static, say) would give another
+             * home, and mail must not go there because a file was briefly
+             * unreadable. */
             log_warn("userdb(%s): %s", user, strbuf_str(why));
-            tempfail = true;
+            return res;
         }
     }
-    return tempfail ? USERDB_TEMPFAIL : USERDB_NOTFOUND;
+    return USERDB_NOTFOUND;
 }

@@ -521,3 +521,40 @@ def test_pam_passdb_as_root(instance, pam_user):
                           r"Authentication failure \(Password mismatch\?\)")
     if shutil.which("fail2ban-regex"):
         assert fail2ban_matches(instance.maillog, 'dovecot[_daemon="facteur/authd"]') >= 1
+
+
+def test_hash_table_passdb_and_userdb(instance):
+    """Berkeley DB backend: key user, value a passwd-file line without it."""
+    require_command("facteur-map")
+    src = instance.write_file("etc/dbusers", "carol@%s %s:4321:4322::/srv/mail/carol::"
+                              "userdb_mail=maildir:~/Mail\n" % (DOMAIN, make_hash("SHA256-CRYPT",
+                                                                                  "db-pw")))
+    r = fh.run_cmd([os.path.join(fh.BIN, "facteur-map"), "hash:" + src])
+    assert r.returncode == 0, r.stdout + r.stderr
+    path = start_authd(instance, "", params={"auth_passdb": "hash:" + src,
+                                             "auth_userdb": "hash:" + src})
+    c = AuthConn(path)
+    reply, _ = c.plain(1, "carol@" + DOMAIN, "db-pw", rip="192.0.2.80")
+    assert reply == "OK\t1\tuser=carol@" + DOMAIN
+    reply, _ = c.plain(2, "carol@" + DOMAIN, "nope", rip="192.0.2.81")
+    assert reply.startswith("FAIL\t2\t")
+    assert c.request("USER\t3\tcarol@%s\tservice=lmtp" % DOMAIN) == (
+        "USER\t3\tcarol@%s\tuid=4321\tgid=4322\thome=/srv/mail/carol\tmail=maildir:~/Mail"
+        % DOMAIN)
+    assert c.request("USER\t4\tdave@%s\tservice=lmtp" % DOMAIN) == "NOTFOUND\t4"
+    c.close()
+    instance.wait_for_log(r"hash\(carol@example\.test,192\.0\.2\.81\): Password mismatch")
+
+
+def test_dead_backend_is_a_temporary_failure(instance):
+    """A passdb file that vanished: FAIL with temp, a log line, never OK."""
+    path = start_authd(instance, users_line("bob@" + DOMAIN, "{PLAIN}secret"))
+    os.unlink(os.path.join(instance.dir, "etc", "users"))
+    c = AuthConn(path)
+    reply, took = c.plain(1, "bob@" + DOMAIN, "secret", rip="192.0.2.90")
+    assert reply.startswith("FAIL\t1\t") and reply.endswith("\ttemp"), reply
+    assert took < 1.0      # a backend failure is not the client's fault: no penalty
+    assert c.request("USER\t2\tbob@%s\tservice=lmtp" % DOMAIN).startswith("FAIL\t2\t")
+    c.close()
+    instance.wait_for_log(r"warning: passwd-file\(bob@example\.test,192\.0\.2\.90\): open "
+                          r"\S+/etc/users: No such file or directory")
