@@ -43,7 +43,8 @@ struct stream {
     int fd;                         /* -1 for memory streams */
     bool nonblock;
     bool custom_io;                 /* stream_set_io was called */
-    int sock;                       /* 1 socket, 0 not, -1 not known yet */
+    int sock;                       /* 1 socket, 0 not, -1 not known yet,
+                                       2 regular file (never blocks, no SIGPIPE) */
     struct strbuf *mem_in;          /* memory streams only */
     struct strbuf *mem_out;
     stream_read_fn *rd;
@@ -98,6 +99,8 @@ static ssize_t stream_fd_read(void *ctx, void *buf, size_t len)
     struct stream *s = ctx;
     ssize_t n;
 
+    if (s->sock == 2)
+        return read(s->fd, buf, len);
     if (s->sock != 0) {
         n = recv(s->fd, buf, len, MSG_DONTWAIT);
         if (n >= 0 || errno != ENOTSOCK)
@@ -143,6 +146,8 @@ static ssize_t stream_fd_write(void *ctx, const void *buf, size_t len)
     struct stream *s = ctx;
     ssize_t n;
 
+    if (s->sock == 2)
+        return write(s->fd, buf, len);
     if (s->sock != 0) {
         n = send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0 || errno != ENOTSOCK)
@@ -205,7 +210,7 @@ struct stream *stream_fdopen(int fd)
     /* Sockets are tried first with MSG_DONTWAIT; anything else is polled
      * first so a blocking read or write cannot outlive the deadline. */
     if (fstat(fd, &st) == 0)
-        s->sock = S_ISSOCK(st.st_mode) ? 1 : 0;
+        s->sock = S_ISSOCK(st.st_mode) ? 1 : S_ISREG(st.st_mode) ? 2 : 0;
     s->rd = stream_fd_read;
     s->wr = stream_fd_write;
     return s;
@@ -356,7 +361,7 @@ static int stream_wait(struct stream *s, short events)
 /* Whether to try the I/O call before polling (see the file header). */
 static bool stream_try_first(const struct stream *s)
 {
-    return s->nonblock || s->sock == 1 || s->fd < 0;
+    return s->nonblock || s->sock == 1 || s->sock == 2 || s->fd < 0;
 }
 
 /* Read more input into ibuf.  Returns bytes read, 0 EOF, -1 error,
