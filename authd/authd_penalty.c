@@ -108,6 +108,10 @@ long penalty_failure(const char *rip, const char *user, uint64_t now)
     for (size_t k = 0; k < sizeof(kinds); k++) {
         struct penalty_entry *e;
 
+        /* A failure before any user name (bad base64, a malformed SASL
+         * message) charges the address only: an empty name is no one's. */
+        if (kinds[k] != 'i' && user[0] == 0)
+            continue;
         make_key(key, kinds[k], rip, user);
         e = find(key, now, true);
         if (e->failures < 1000000)
