@@ -13,6 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "anvil_client.h"
@@ -215,6 +220,84 @@ static void test_path_too_long(void **state)
     anvil_client_free(&ac);
 }
 
+static long elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* An anvil that takes the request and never answers: the call gives up
+ * after the client's timeout and says unknown. */
+static void test_silent_anvil_times_out(void **state)
+{
+    int sv[2];
+    struct anvil_client *ac;
+    struct anvil_client_counts counts;
+    struct timespec t0;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ac = anvil_client_new_stream(stream_fdopen(sv[0]), 150);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(anvil_client_connect(ac, "smtp", "192.0.2.1", &counts), ANVIL_UNKNOWN);
+    assert_in_range(elapsed_ms(&t0), 100, 2000);
+    assert_int_equal(counts.count, -1);
+    anvil_client_free(&ac);
+    close(sv[1]);
+}
+
+/* A real socket path: the client connects on first use, and after anvil
+ * goes away it reconnects on the next call (a fresh anvil answers). */
+static void test_reconnects_after_anvil_restarts(void **state)
+{
+    char dir[] = "/tmp/test_anvil_client.XXXXXX";
+    char path[64];
+    struct anvil_client *ac;
+    struct anvil_client_counts counts;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/anvil", dir);
+    for (int round = 1; round <= 2; round++) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+        pid_t pid;
+        int status;
+
+        strcpy(sun.sun_path, path);
+        unlink(path);
+        assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+        assert_int_equal(listen(lfd, 1), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            /* One connection, one request, one reply, then "crash". */
+            static const char reply[] = "Lstatus\0" "0\0" "Lcount\0" "4\0" "Lrate\0" "9\0" "\0";
+            char buf[512];
+            int fd = accept(lfd, NULL, NULL);
+            if (fd < 0 || read(fd, buf, sizeof(buf)) <= 0 ||
+                write(fd, reply, sizeof(reply) - 1) != (ssize_t)(sizeof(reply) - 1))
+                _exit(1);
+            _exit(0);
+        }
+        close(lfd);
+        if (round == 1)
+            ac = anvil_client_new(path, 2000);
+        else
+            /* The old connection is dead: this call fails and drops it. */
+            assert_int_equal(anvil_client_lookup(ac, "smtp", "192.0.2.1", &counts),
+                             ANVIL_UNKNOWN);
+        assert_int_equal(anvil_client_connect(ac, "smtp", "192.0.2.1", &counts), ANVIL_OK);
+        assert_int_equal(counts.count, 4);
+        assert_int_equal(counts.rate, 9);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    anvil_client_free(&ac);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +306,8 @@ int main(void)
         cmocka_unit_test(test_overlong_ident_sends_nothing),
         cmocka_unit_test(test_no_anvil_is_unknown),
         cmocka_unit_test(test_path_too_long),
+        cmocka_unit_test(test_silent_anvil_times_out),
+        cmocka_unit_test(test_reconnects_after_anvil_restarts),
     };
 
     /* The client warns on failures; keep the test output readable. */
