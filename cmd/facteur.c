@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "fileops.h"
 #include "log.h"
 #include "mastercf.h"
 #include "mem.h"
@@ -44,7 +45,7 @@
 #define START_WAIT_MS 30000     /* master -w plus pid file */
 #define STOP_WAIT_MS 60000      /* master waits for its children first */
 #define POLL_MS 50
-#define PID_FILE_MAX 64
+#define PID_FILE_MAX 64         /* bytes read from master.pid */
 
 /* One queue subdirectory: who owns it and with which mode. */
 enum spool_owner { OWN_ROOT, OWN_MAIL };
@@ -152,30 +153,26 @@ static bool pid_is_master(pid_t pid)
 static pid_t master_running(void)
 {
     char *path = pid_file_path();
-    char buf[PID_FILE_MAX + 1];
-    ssize_t n;
-    int fd;
+    struct strbuf *text = strbuf_new(PID_FILE_MAX);
+    const char *p;
     char *end;
-    long pid;
+    long pid = 0;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Postfix's format, "%10d\n"; anything else is no master of ours. */
+    if (fileops_read_file(path, text, PID_FILE_MAX, NULL) == 0) {
+        p = strbuf_str(text);
+        errno = 0;
+        pid = strtol(p, &end, 10);
+        if (errno || end == p || pid <= 1 || pid > INT_MAX)
+            pid = 0;
+        else
+            end += strspn(end, " \t\n");
+        if (pid != 0 && *end != 0)
+            pid = 0;
+    }
+    strbuf_free(&text);
     free(path);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, PID_FILE_MAX);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    errno = 0;
-    pid = strtol(buf, &end, 10);
-    if (errno || end == buf || pid <= 1 || pid > INT_MAX)
-        return 0;
-    while (*end == ' ' || *end == '\n' || *end == '\t')
-        end++;
-    if (*end != 0)
-        return 0;
-    if (!pid_alive((pid_t)pid) || !pid_is_master((pid_t)pid))
+    if (pid == 0 || !pid_alive((pid_t)pid) || !pid_is_master((pid_t)pid))
         return 0;
     return (pid_t)pid;
 }
@@ -283,20 +280,20 @@ static int check_dir(const char *path, uid_t uid, gid_t gid, bool check_gid, mod
 /* Create missing parents of the queue directory itself (mode 0755). */
 static int check_parents(const char *path)
 {
-    char *copy = xstrdup(path);
+    char *parent = xstrdup(path);
+    char *slash = strrchr(parent, '/');
+    struct strbuf *why = strbuf_new(128);
     int problems = 0;
 
-    for (char *p = copy + 1; *p && problems == 0; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(copy, 0755) < 0 && errno != EEXIST) {
-            log_error("cannot create %s: %m", copy);
+    if (slash != NULL && slash != parent) {
+        *slash = 0;
+        if (fileops_mkdir_p(parent, 0755, why) < 0) {
+            log_error("%s", strbuf_str(why));
             problems++;
         }
-        *p = '/';
     }
-    free(copy);
+    strbuf_free(&why);
+    free(parent);
     return problems;
 }
 
