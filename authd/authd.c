@@ -13,6 +13,7 @@
  * it unprivileged ("y") with files readable by mail_owner.
  */
 #include "authd.h"
+#include "conf.h"
 #include "log.h"
 #include "params.h"
 #include "server.h"
@@ -34,6 +35,11 @@ static void authd_pre_jail(void)
     pc.lockout_threshold = var_auth_lockout_threshold;
     pc.lockout_ms = var_auth_lockout_time * 1000L;
     penalty_configure(&pc);
+    /* Failure penalties live in this process; smtpd processes come and go
+     * with their own connections, so the default max_use (100 clients)
+     * would restart authd and forget them.  An explicit max_use wins. */
+    if (!conf_is_set("max_use"))
+        var_max_use = 10000000L;    /* the table's maximum */
 }
 
 static const struct server_desc authd_desc = {
