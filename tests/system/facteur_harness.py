@@ -55,16 +55,20 @@ def ensure_test_accounts():
     Returns (mail_owner, setgid_group) names to configure."""
     if not is_root():
         return (pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+    # Another test run may be creating them at the same moment: a failed
+    # useradd is fine as long as the account exists afterwards.
     try:
         pwd.getpwnam(TEST_USER)
     except KeyError:
         subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
                         "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                        TEST_USER], check=True)
+                        TEST_USER], capture_output=True)
+        pwd.getpwnam(TEST_USER)
     try:
         grp.getgrnam(TEST_GROUP)
     except KeyError:
-        subprocess.run(["groupadd", "--system", TEST_GROUP], check=True)
+        subprocess.run(["groupadd", "--system", TEST_GROUP], capture_output=True)
+        grp.getgrnam(TEST_GROUP)
     return (TEST_USER, TEST_GROUP)
 
 
