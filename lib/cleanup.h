@@ -60,6 +60,10 @@
 #define CLEANUP_FL_NOCHECKS   0x04  /* skip header_checks/body_checks */
 #define CLEANUP_FL_NOBCC      0x08  /* skip always_bcc and the bcc maps */
 
+/* cleanup_set_attr name for the sender's full name (sendmail -F): used
+ * for a From: header added to local mail, not stored in the queue file. */
+#define CLEANUP_ATTR_FULL_NAME "full_name"
+
 /* Bounds on a message's primary header. */
 #define CLEANUP_HEADERS_MAX   10000 /* headers in the primary header */
 
