@@ -1,0 +1,310 @@
+"""test_smtp_client.py - the smtp delivery agent against real peers.
+
+Each test starts a facteur instance whose master runs the smtp agent on
+private/smtp, writes a queue file into active/ and sends the agent a
+delivery request (lib/deliver_proto.h) as qmgr would, then checks the
+per-recipient reply, the Postfix-style log lines and what the peer got.
+MX records come from a real unbound on loopback serving a local zone
+(LocalUnbound from test_dns.py); the remote MX is Postfix's smtp-sink, or
+FakePeer (smtp_client_fixture.py) where a test needs STARTTLS, AUTH,
+per-recipient replies or LMTP.  MX hosts resolve to 127.0.0.x; the port
+comes from the next hop ("domain:port" keeps the MX lookup).
+
+TLS, SASL and LMTP tests are in test_smtp_client_tls.py.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+import facteur_harness as fh
+from conftest import require_daemon
+from smtp_client_fixture import (FakePeer, SmtpSink, delivery_request, reply_statuses,
+                                 write_queue_file)
+from test_dns import UNBOUND, LocalUnbound
+
+ZONE = [
+    "ok.example. 300 IN MX 10 mx1.ok.example.",
+    "mx1.ok.example. 300 IN A 127.0.0.1",
+    "fallback.example. 300 IN MX 10 dead.fallback.example.",
+    "fallback.example. 300 IN MX 20 live.fallback.example.",
+    "dead.fallback.example. 300 IN A 127.0.0.2",
+    "live.fallback.example. 300 IN A 127.0.0.1",
+    "implicit.example. 300 IN A 127.0.0.1",
+    "tls.example. 300 IN MX 10 mx.tls.example.",
+    "mx.tls.example. 300 IN A 127.0.0.1",
+    "noaddr.example. 300 IN MX 10 gone.noaddr.example.",
+]
+
+MSG = (b"From: <sender@src.example>\nTo: <rcpt@ok.example>\nSubject: facteur smtp test\n"
+       b"\nHello.\n.a line that starts with a dot\n..two dots\nbare\rcarriage return\nend\n")
+
+
+@pytest.fixture(scope="module")
+def unbound():
+    if not os.access(UNBOUND, os.X_OK):
+        pytest.fail("unbound is not installed (%s)" % UNBOUND, pytrace=False)
+    u = LocalUnbound(data=ZONE)
+    yield u
+    u.stop()
+
+
+def start_agent(make_instance, unbound, params=None, service="smtp"):
+    require_daemon("master", "smtp")
+    inst = make_instance()
+    p = {"smtp_dns_resolver_address": unbound.address if unbound else "",
+         "smtp_connect_timeout": "5s", "smtp_helo_timeout": "10s"}
+    p.update(params or {})
+    inst.configure(p, [fh.service_line(service, "unix", "smtp")])
+    inst.start()
+    return inst
+
+
+def deliver(inst, nexthop, rcpts, content=MSG, sender="sender@src.example", service="smtp",
+            flags=0, timeout=60, **kw):
+    qid = write_queue_file(inst.queue, sender, rcpts, content, flags=flags,
+                           owner=inst.mail_owner, **kw)
+    with fh.AttrClient(inst.socket_path(service), timeout) as c:
+        reply = c.request(delivery_request(qid, nexthop, sender, rcpts, transport=service))
+    assert reply is not None, "agent closed without a reply:\n" + inst.log_text()[-2000:]
+    return qid, reply
+
+
+@pytest.fixture
+def sink_port():
+    return fh.free_port()
+
+
+@pytest.fixture
+def sink(tmp_path, sink_port):
+    s = SmtpSink(sink_port, str(tmp_path / "dump"))
+    yield s
+    s.stop()
+
+
+def test_mx_delivery_to_smtp_sink(make_instance, unbound, sink, sink_port):
+    inst = start_agent(make_instance, unbound)
+    qid, reply = deliver(inst, "ok.example:%d" % sink_port, ["rcpt@ok.example"])
+    assert reply_statuses(reply)[0][:2] == (0, "2.0.0"), reply
+    assert reply["relay"] == "mx1.ok.example[127.0.0.1]:%d" % sink_port
+    assert reply["throttle"] == 0
+    inst.wait_for_log(r"%s: to=<rcpt@ok\.example>, relay=mx1\.ok\.example\[127\.0\.0\.1\]:%d, "
+                      r"delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=2\.0\.0, "
+                      r"status=sent \(250 2\.0\.0 Ok" % (qid, sink_port))
+    fh.wait_until(lambda: sink.messages(), 10, "smtp-sink to dump the message")
+    dump = sink.messages()[0]
+    # smtp-sink dumps the message dot-unstuffed, with LF line ends; the
+    # lone CR became a line end (never a bare CR on the wire).
+    assert b"\n.a line that starts with a dot\n..two dots\n" in dump
+    assert b"bare\ncarriage return\nend\n" in dump
+
+
+def test_4xx_defers(make_instance, unbound, tmp_path, sink_port):
+    sink = SmtpSink(sink_port, str(tmp_path / "dump"), ["-r", "RCPT"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        qid, reply = deliver(inst, "ok.example:%d" % sink_port, ["rcpt@ok.example"])
+        st, dsn, text = reply_statuses(reply)[0]
+        assert st == 4 and dsn.startswith("4."), reply
+        assert "said: 4" in text and "in reply to RCPT TO command" in text
+        inst.wait_for_log(r"%s: to=<rcpt@ok\.example>, .*status=deferred \(host "
+                          r"mx1\.ok\.example\[127\.0\.0\.1\] said: 4" % qid)
+        assert sink.messages() == []
+    finally:
+        sink.stop()
+
+
+def test_5xx_bounces(make_instance, unbound, tmp_path, sink_port):
+    sink = SmtpSink(sink_port, str(tmp_path / "dump"), ["-f", "RCPT"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        qid, reply = deliver(inst, "ok.example:%d" % sink_port, ["rcpt@ok.example"])
+        st, dsn, text = reply_statuses(reply)[0]
+        assert st == 5 and dsn.startswith("5."), reply
+        inst.wait_for_log(r"%s: to=<rcpt@ok\.example>, .*status=bounced \(host "
+                          r"mx1\.ok\.example\[127\.0\.0\.1\] said: 5" % qid)
+    finally:
+        sink.stop()
+
+
+def test_data_5xx_bounces_every_recipient(make_instance, unbound, tmp_path, sink_port):
+    sink = SmtpSink(sink_port, str(tmp_path / "dump"), ["-f", "DATA"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["a@ok.example", "b@ok.example"])
+        for st, dsn, text in reply_statuses(reply):
+            assert st == 5 and "in reply to DATA command" in text, reply
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("domain,status,dsn,say", [
+    ("nomail.example", 5, "5.1.10", "does not accept mail (nullMX)"),
+    ("nosuch.example", 5, "5.4.4", "type=MX: Host not found"),
+    ("www.example.com", 4, "4.4.3", "Host not found, try again"),
+    ("noaddr.example", 5, "5.4.4", "Host or domain name not found"),
+])
+def test_dns_outcomes(make_instance, unbound, sink_port, domain, status, dsn, say):
+    inst = start_agent(make_instance, unbound)
+    qid, reply = deliver(inst, "%s:%d" % (domain, sink_port), ["rcpt@" + domain])
+    st, got_dsn, text = reply_statuses(reply)[0]
+    assert (st, got_dsn) == (status, dsn), reply
+    assert say in text
+    assert reply["relay"] == "none"
+    inst.wait_for_log(r"%s: to=<rcpt@%s>, relay=none, .*dsn=%s, status=%s" % (
+        qid, domain.replace(".", r"\."), dsn.replace(".", r"\."),
+        "bounced" if status == 5 else "deferred"))
+
+
+def test_next_mx_after_connection_refused(make_instance, unbound, sink, sink_port):
+    inst = start_agent(make_instance, unbound)
+    qid, reply = deliver(inst, "fallback.example:%d" % sink_port, ["rcpt@fallback.example"])
+    assert reply_statuses(reply)[0][0] == 0, reply
+    assert reply["relay"] == "live.fallback.example[127.0.0.1]:%d" % sink_port
+    inst.wait_for_log(r"connect to dead\.fallback\.example\[127\.0\.0\.2\]:%d: "
+                      r"Connection refused" % sink_port)
+
+
+def test_implicit_mx_and_literal(make_instance, unbound, sink, sink_port):
+    inst = start_agent(make_instance, unbound)
+    _, reply = deliver(inst, "implicit.example:%d" % sink_port, ["r@implicit.example"])
+    assert reply_statuses(reply)[0][0] == 0, reply
+    assert reply["relay"] == "implicit.example[127.0.0.1]:%d" % sink_port
+    _, reply = deliver(inst, "[127.0.0.1]:%d" % sink_port, ["r@other.example"])
+    assert reply_statuses(reply)[0][0] == 0, reply
+    assert reply["relay"] == "127.0.0.1[127.0.0.1]:%d" % sink_port
+
+
+def test_no_host_reachable_defers_and_throttles(make_instance, unbound, sink_port):
+    inst = start_agent(make_instance, unbound)
+    qid, reply = deliver(inst, "ok.example:%d" % sink_port, ["rcpt@ok.example"])
+    st, dsn, text = reply_statuses(reply)[0]
+    assert st == 4 and "Connection refused" in text, reply
+    assert reply["throttle"] == 1
+
+
+def test_per_recipient_replies_pipelined(make_instance, unbound, sink_port):
+    replies = {"good@ok.example": "250 2.1.5 Ok",
+               "gone@ok.example": "550 5.1.1 <gone@ok.example>: Recipient address rejected",
+               "busy@ok.example": "450 4.2.0 <busy@ok.example>: try later"}
+    peer = FakePeer(port=sink_port, rcpt_reply=lambda a: replies[a])
+    try:
+        inst = start_agent(make_instance, unbound)
+        rcpts = ["good@ok.example", "gone@ok.example", "busy@ok.example"]
+        qid, reply = deliver(inst, "ok.example:%d" % sink_port, rcpts)
+        got = reply_statuses(reply)
+        assert [g[0] for g in got] == [0, 5, 4], got
+        assert got[1][1] == "5.1.1" and got[2][1] == "4.2.0"
+        assert len(peer.messages) == 1 and peer.messages[0]["rcpts"] == ["good@ok.example"]
+        # Pipelining: MAIL, every RCPT and DATA went out before any reply
+        # was needed, so the peer saw them in one order.
+        cmds = peer.sessions[0]["commands"]
+        assert [c.split(":")[0].split()[0] for c in cmds[1:6]] == \
+            ["MAIL", "RCPT", "RCPT", "RCPT", "DATA"], cmds
+        assert not peer.bare_newline
+        inst.wait_for_log(r"%s: to=<gone@ok\.example>, .*dsn=5\.1\.1, status=bounced" % qid)
+        inst.wait_for_log(r"%s: to=<busy@ok\.example>, .*dsn=4\.2\.0, status=deferred" % qid)
+    finally:
+        peer.stop()
+
+
+def test_too_many_recipients_reuses_connection(make_instance, unbound, sink_port):
+    peer = FakePeer(port=sink_port, max_rcpts=2, features=["ENHANCEDSTATUSCODES"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        rcpts = ["r%d@ok.example" % i for i in range(5)]
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, rcpts)
+        assert [g[0] for g in reply_statuses(reply)] == [0] * 5, reply
+        assert len(peer.sessions) == 1, "one connection for the whole batch"
+        assert [m["rcpts"] for m in peer.messages] == [rcpts[0:2], rcpts[2:4], rcpts[4:5]]
+    finally:
+        peer.stop()
+
+
+def test_dsn_and_size_parameters(make_instance, unbound, sink_port):
+    peer = FakePeer(port=sink_port)
+    try:
+        inst = start_agent(make_instance, unbound)
+        rcpts = [("a@ok.example", "rfc822;orig+x@ok.example", 0x02 | 0x04)]
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, rcpts, ret="H", envid="env-1",
+                           flags=0x02)
+        assert reply_statuses(reply)[0][0] == 0, reply
+        cmds = peer.sessions[0]["commands"]
+        mail = [c for c in cmds if c.startswith("MAIL")][0]
+        assert "SIZE=%d" % len(MSG) in mail and "BODY=8BITMIME" in mail, mail
+        assert "RET=HDRS" in mail and "ENVID=env-1" in mail, mail
+        rcpt = [c for c in cmds if c.startswith("RCPT")][0]
+        assert "NOTIFY=SUCCESS,FAILURE" in rcpt and "ORCPT=rfc822;orig+2Bx@ok.example" in rcpt
+    finally:
+        peer.stop()
+
+
+def test_size_limit_and_8bit_without_8bitmime_bounce(make_instance, unbound, sink_port):
+    peer = FakePeer(port=sink_port, features=["SIZE 50", "PIPELINING"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["a@ok.example"])
+        st, dsn, text = reply_statuses(reply)[0]
+        assert (st, dsn) == (5, "5.3.4") and "exceeds size limit 50" in text, reply
+        peer.features = ["PIPELINING"]
+        eight = b"Subject: caf\xc3\xa9\n\ncaf\xc3\xa9\n"
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["a@ok.example"], content=eight,
+                           flags=0x02)
+        assert reply_statuses(reply)[0][:2] == (5, "5.6.3"), reply
+        # 7-bit content flagged 8BITMIME goes through without BODY=.
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["a@ok.example"], flags=0x02)
+        assert reply_statuses(reply)[0][0] == 0, reply
+        assert len(peer.messages) == 1 and "BODY=" not in peer.messages[0]["mail"]
+    finally:
+        peer.stop()
+
+
+def test_helo_fallback_without_esmtp(make_instance, unbound, tmp_path, sink_port):
+    sink = SmtpSink(sink_port, str(tmp_path / "dump"), ["-e"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["rcpt@ok.example"])
+        assert reply_statuses(reply)[0][0] == 0, reply
+    finally:
+        sink.stop()
+
+
+def test_malformed_request_is_dropped(make_instance, unbound):
+    inst = start_agent(make_instance, unbound)
+    with fh.AttrClient(inst.socket_path("smtp"), 20) as c:
+        reply = c.request([("path", "../etc/passwd"), ("qid", "x")])
+    assert reply is None
+    inst.wait_for_log(r"warning: malformed delivery request from qmgr")
+
+
+def test_kill9_mid_delivery_loses_and_duplicates_nothing(make_instance, unbound, sink_port):
+    """kill -9 of smtp while the peer holds the DATA reply: qmgr sees no
+    reply (it defers everything), the peer has no message, and the retry
+    delivers exactly one copy."""
+    peer = FakePeer(port=sink_port, hang_data=3)
+    try:
+        inst = start_agent(make_instance, unbound)
+        qid = write_queue_file(inst.queue, "s@src.example", ["r@ok.example"], MSG,
+                               owner=inst.mail_owner)
+        req = delivery_request(qid, "ok.example:%d" % sink_port, "s@src.example",
+                               ["r@ok.example"])
+        c = fh.AttrClient(inst.socket_path("smtp"), 20)
+        c.send(req)
+        fh.wait_until(lambda: any("DATA" in s["commands"] for s in peer.sessions), 10,
+                      "the agent to send DATA")
+        pid = inst.wait_service_pid("smtp")
+        os.kill(pid, signal.SIGKILL)
+        assert c.recv() is None
+        c.close()
+        time.sleep(3.5)
+        assert peer.messages == []
+        assert os.path.exists(os.path.join(inst.queue, "active", qid))
+        peer.hang_data = 0
+        with fh.AttrClient(inst.socket_path("smtp"), 30) as c2:
+            reply = c2.request(req)
+        assert reply_statuses(reply)[0][0] == 0, reply
+        assert len(peer.messages) == 1
+    finally:
+        peer.stop()
