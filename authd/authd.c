@@ -10,8 +10,12 @@
  * Privileges: backends are opened in pre_jail, while still root when
  * master runs as root.  A pam passdb (pam_unix reads /etc/shadow) needs
  * authd to stay root: give it master.cf unpriv "n" then.  Otherwise run
- * it unprivileged ("y") with files readable by mail_owner.
+ * it unprivileged ("y") with files readable by mail_owner.  Password
+ * checks run in worker processes forked after the privilege change
+ * (authd_worker.c), so a slow hash or PAM module never stalls the loop.
  */
+#include <unistd.h>
+
 #include "authd.h"
 #include "conf.h"
 #include "log.h"
@@ -42,10 +46,20 @@ static void authd_pre_jail(void)
         var_max_use = 10000000L;    /* the table's maximum */
 }
 
+/* Privileges are final here, and nothing listens yet: fork the workers
+ * that check passwords (authd_worker.c), one per CPU up to four. */
+static void authd_post_jail(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    worker_pool_start(cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus);
+}
+
 static const struct server_desc authd_desc = {
     .name = "authd",
     .kind = SERVER_MULTI,
     .pre_jail = authd_pre_jail,
+    .post_jail = authd_post_jail,
     .accept_fn = authd_conn_accept,
     /* Failure penalties live in this process: do not forget them just
      * because nobody logged in for max_idle seconds. */

@@ -60,11 +60,12 @@ enum passdb_result {
 /* Open the backends listed in auth_passdb (pre_jail: PAM and root-only
  * files still reachable).  Returns 0 or -1 with why. */
 int passdb_init(struct strbuf *why);
-/* Check a password.  rip is the client address for logs and PAM ("" if
+/* Check a password in this process (workers call it; authd_conn goes
+ * through worker_verify).  rip is the client address for logs and PAM ("" if
  * unknown).  Each failure is logged in the fail2ban-visible form
  * "BACKEND(user,rip): Password mismatch" / ": unknown user". */
-enum passdb_result passdb_verify(const char *user, const char *password, const char *rip,
-                                 const char *service);
+enum passdb_result passdb_verify_inline(const char *user, const char *password,
+                                        const char *rip, const char *service);
 /* SCRAM credentials for user (from SCRAM-SHA-256 or PLAIN entries). */
 enum passdb_result passdb_scram(const char *user, const char *rip, struct pwscheme_scram *sc);
 /* Whether some lookup-capable backend knows user: 1 yes, 0 no, -1 error;
@@ -73,6 +74,24 @@ int passdb_exists(const char *user);
 /* Log a failure the way passdb_verify does (used for lockouts and SCRAM). */
 void passdb_log_failure(const char *backend, const char *user, const char *rip,
                         const char *what);
+
+/* ---- password-check workers (authd_worker.c) ---- */
+
+struct worker_job;
+typedef void worker_done_fn(void *ctx, enum passdb_result res);
+
+/* Fork n (at most 4) worker processes; call before listening.  Failures
+ * are logged and leave fewer workers (none: checks run inline). */
+void worker_pool_start(int n);
+/* Check a password in a worker; fn(ctx, result) runs later from the event
+ * loop.  *job_r is the handle for worker_job_cancel, or NULL when the
+ * check ran at once (no worker left): fn has then already run, and it
+ * may have freed the memory job_r points into. */
+void worker_verify(const char *user, const char *password, const char *rip,
+                   const char *service, worker_done_fn *fn, void *ctx,
+                   struct worker_job **job_r);
+/* The requester is gone: fn will not run.  NULLs *jp; NULL allowed. */
+void worker_job_cancel(struct worker_job **jp);
 
 /* ---- userdb (authd_userdb.c) ---- */
 

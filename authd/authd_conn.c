@@ -48,6 +48,9 @@ struct request {
     char *service, *rip, *lip;
     bool secured;
     struct timer *delay;        /* pending delayed FAIL */
+    struct worker_job *job;     /* password check in a worker */
+    char *user;                 /* normalised name while the check runs */
+    const char *mech_name;      /* for logs after the mechanism is freed */
     char *fail_line;            /* the FAIL line sent when delay fires */
 };
 
@@ -60,6 +63,7 @@ struct conn {
     bool version_ok;
     bool skipping;              /* discarding the rest of an over-long line */
     bool dead;
+    bool reading;               /* inside conn_read: it destroys, not callees */
     unsigned long pid;          /* CPID, for logs */
 };
 
@@ -122,6 +126,8 @@ static void request_free(struct conn *c, struct request *req)
         }
     }
     timer_cancel(&req->delay);
+    worker_job_cancel(&req->job);
+    free(req->user);
     sasl_mech_free(&req->mech);
     free(req->service);
     free(req->rip);
@@ -190,7 +196,7 @@ static void request_ok(struct request *req, const char *user)
 
     penalty_success(req->rip, user);
     log_info("%s(%s,%s): login succeeded, method=%s, service=%s", "auth", user,
-             *req->rip ? req->rip : "unknown", sasl_mech_name(req->mech), req->service);
+             *req->rip ? req->rip : "unknown", req->mech_name, req->service);
     auth_proto_begin(c->out, "OK");
     auth_proto_addf(c->out, "%u", req->id);
     auth_proto_add_kv(c->out, "user", user);
@@ -222,7 +228,7 @@ static char *request_user(struct request *req)
 
     if (authd_user_normalize(raw, user) < 0) {
         log_info("auth(?,%s): user name with forbidden characters, method=%s",
-                 *req->rip ? req->rip : "unknown", sasl_mech_name(req->mech));
+                 *req->rip ? req->rip : "unknown", req->mech_name);
         strbuf_free(&user);
         request_fail(req, NULL, "Invalid user name", false);
         return NULL;
@@ -237,13 +243,16 @@ static char *request_user(struct request *req)
     return strbuf_steal(&user);
 }
 
-static void request_check_password(struct request *req)
+/* A worker answered the password check. */
+static void request_checked(void *ctx, enum passdb_result res)
 {
-    char *user = request_user(req);
+    struct request *req = ctx;
+    struct conn *c = req->conn;
+    char *user = req->user;
 
-    if (user == NULL)
-        return;
-    switch (passdb_verify(user, sasl_mech_password(req->mech), req->rip, req->service)) {
+    req->job = NULL;
+    req->user = NULL;
+    switch (res) {
     case PASSDB_OK:
         request_ok(req, user);
         break;
@@ -256,6 +265,24 @@ static void request_check_password(struct request *req)
         break;
     }
     free(user);
+    if (c->dead && !c->reading)
+        conn_destroy(c);
+}
+
+static void request_check_password(struct request *req)
+{
+    char *user = request_user(req);
+
+    if (user == NULL)
+        return;
+    /* The mechanism is done: forget it (and its copy of the password)
+     * while the worker checks; CONT for this id is refused meanwhile. */
+    req->user = user;
+    struct sasl_mech *m = req->mech;
+    req->mech = NULL;
+    worker_verify(user, sasl_mech_password(m), req->rip, req->service, request_checked, req,
+                  &req->job);
+    sasl_mech_free(&m);
 }
 
 static void request_need_scram(struct request *req, struct strbuf *out, struct strbuf *why)
@@ -325,7 +352,7 @@ static void request_step(struct request *req, const char *in, size_t len)
             strbuf_free(&user);
         } else {
             log_info("auth(?,%s): %s failed: %s", *req->rip ? req->rip : "unknown",
-                     sasl_mech_name(req->mech), strbuf_str(why));
+                     req->mech_name, strbuf_str(why));
             request_fail(req, NULL, "Authentication failed", false);
         }
         break;
@@ -342,7 +369,7 @@ static int request_decode(struct request *req, const char *b64, struct strbuf *d
     if (n > base64_decoded_max(SASL_RESPONSE_MAX) * 4 / 3 + 4
         || base64_decode(dec, b64, n) < 0) {
         log_info("auth(?,%s): invalid base64 data in %s response",
-                 *req->rip ? req->rip : "unknown", sasl_mech_name(req->mech));
+                 *req->rip ? req->rip : "unknown", req->mech_name);
         request_fail(req, NULL, "Invalid base64 data in response", false);
         return -1;
     }
@@ -411,6 +438,7 @@ static void handle_auth(struct conn *c, const struct auth_proto_line *l)
     req->conn = c;
     req->id = a.id;
     req->mech = sasl_mech_new(a.mech);
+    req->mech_name = sasl_mech_name(req->mech);
     req->service = xstrdup(a.service);
     req->rip = xstrdup(a.rip);
     req->lip = xstrdup(a.lip);
@@ -445,7 +473,8 @@ static void handle_cont(struct conn *c, const struct auth_proto_line *l)
     }
     strbuf_free(&why);
     if ((req = request_find(c, id)) == NULL || req->mech == NULL) {
-        /* Unknown id, or one already waiting for its delayed FAIL. */
+        /* Unknown id, or one whose password is being checked or whose
+         * delayed FAIL is pending: its answer is on the way. */
         if (req == NULL) {
             log_warn("auth client pid %lu: CONT for unknown request %u", c->pid, id);
             send_fail_now(c, id, "Unknown request", false);
@@ -579,6 +608,7 @@ static void conn_read(int fd, int events, void *ctx)
     struct conn *c = ctx;
     int r;
 
+    c->reading = true;
     for (;;) {
         if (c->skipping) {
             r = stream_skip_line(c->s, (size_t)-1);
@@ -611,6 +641,7 @@ static void conn_read(int fd, int events, void *ctx)
         if (c->dead)
             break;
     }
+    c->reading = false;
     if (c->dead)
         conn_destroy(c);
 }

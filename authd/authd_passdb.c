@@ -2,15 +2,16 @@
  * authd_passdb.c - password databases: passwd-file, PAM, hash (Berkeley
  * DB through lib/maps), tried in the order auth_passdb lists them.
  *
- * authd_conn calls passdb_verify for PLAIN and LOGIN and passdb_scram for
- * SCRAM.  The first backend that knows the user decides; a backend that
+ * Workers (authd_worker.c) call passdb_verify_inline for PLAIN and LOGIN;
+ * authd_conn calls passdb_scram for SCRAM.  The first backend that knows the user decides; a backend that
  * cannot answer (file unreadable, PAM module error) makes the result
  * PASSDB_TEMPFAIL unless a later backend knows the user.  Every failure
  * is logged once as "BACKEND(user,rip): Password mismatch" or
  * "BACKEND(user,rip): unknown user", the form fail2ban's stock dovecot
- * filter matches.  PAM runs in this process: authd runs as root when a
- * pam passdb needs shadow (master.cf unpriv column "n"); PAM's own failure
- * delay is switched off since authd applies its own, without blocking.
+ * filter matches.  PAM runs in the worker processes, with authd's
+ * privileges: root when a pam passdb needs shadow (master.cf unpriv column
+ * "n"); PAM's own failure delay is switched off since authd applies its
+ * own, without blocking.
  */
 #include <ctype.h>
 #include <security/pam_appl.h>
@@ -243,8 +244,8 @@ static enum passdb_result pam_verify(struct passdb *d, const char *user, const c
     return res;
 }
 
-enum passdb_result passdb_verify(const char *user, const char *password, const char *rip,
-                                 const char *service)
+enum passdb_result passdb_verify_inline(const char *user, const char *password,
+                                        const char *rip, const char *service)
 {
     struct strbuf *why = strbuf_new(128);
     enum passdb_result res = PASSDB_NOUSER;

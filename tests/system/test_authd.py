@@ -558,3 +558,53 @@ def test_dead_backend_is_a_temporary_failure(instance):
     c.close()
     instance.wait_for_log(r"warning: passwd-file\(bob@example\.test,192\.0\.2\.90\): open "
                           r"\S+/etc/users: No such file or directory")
+
+
+def authd_workers(instance):
+    """authd's own children: its password-check workers."""
+    pid = instance.wait_service_pid("authd")
+    return fh.proc_children(pid)
+
+
+def test_slow_hash_does_not_stall_other_clients(instance):
+    """A costly bcrypt runs in a worker: meanwhile authd answers others."""
+    slow = make_hash_rounds("BLF-CRYPT", "slow-pw", 14)
+    path = start_authd(instance, users_line("slow@" + DOMAIN, slow)
+                       + users_line("fast@" + DOMAIN, "{PLAIN}fast"))
+    a, b = AuthConn(path), AuthConn(path)
+    start = time.monotonic()
+    a.send("AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.100\tsecured\tresp=%s"
+           % plain_resp("slow@" + DOMAIN, "slow-pw"))
+    reply, took = b.plain(1, "fast@" + DOMAIN, "fast", rip="192.0.2.101")
+    assert reply == "OK\t1\tuser=fast@" + DOMAIN
+    assert b.request("USER\t2\tfast@%s\tservice=lmtp" % DOMAIN).startswith("USER\t2\t")
+    quick = time.monotonic() - start
+    assert a.readline() == "OK\t1\tuser=slow@" + DOMAIN
+    slow_took = time.monotonic() - start
+    # The slow check took visibly longer than everything b did meanwhile.
+    assert quick < slow_took
+    assert quick < 0.5, "other clients waited %.2fs behind a bcrypt check" % quick
+    a.close()
+    b.close()
+
+
+def test_dead_workers_fall_back_to_inline_checks(instance):
+    path = start_authd(instance, users_line("bob@" + DOMAIN, "{PLAIN}secret"))
+    c = AuthConn(path)
+    workers = authd_workers(instance)
+    assert workers, "authd has no password-check workers"
+    mark = instance.log_mark()
+    for w in workers:
+        os.kill(w, 9)
+    instance.wait_for_log(r"auth worker \d+: exited", since=mark, count=len(workers))
+    reply, _ = c.plain(1, "bob@" + DOMAIN, "secret", rip="192.0.2.110")
+    assert reply == "OK\t1\tuser=bob@" + DOMAIN
+    reply, _ = c.plain(2, "bob@" + DOMAIN, "bad", rip="192.0.2.111")
+    assert reply.startswith("FAIL\t2\t")
+    c.close()
+
+
+def make_hash_rounds(scheme, password, rounds):
+    r = facteur_auth("hash", "-s", scheme, "-r", str(rounds), password)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
