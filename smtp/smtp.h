@@ -88,7 +88,7 @@ size_t smtp_rcpt_open_count(const struct smtp_delivery *d);
 
 struct smtp_host {
     char *name;                 /* MX host name, literal host, or unix path */
-    char addr[64];              /* printable address, or the unix path tail */
+    char addr[128];             /* printable address, or the unix socket path */
     struct sockaddr_storage sa;
     socklen_t salen;
     bool secure;                /* MX and address answers DNSSEC-validated */

@@ -188,14 +188,16 @@ class FakePeer:
     tls: (cert, key) to offer STARTTLS; auth: {user: password} to offer
     AUTH PLAIN LOGIN and require it before MAIL; features: EHLO keywords
     to offer besides the defaults; hang_data: seconds to wait before the
-    354 reply (to kill the client meanwhile)."""
+    354 reply (to kill the client meanwhile); tls_break: answer STARTTLS
+    with 220 and then garbage (a failing handshake); xqid: advertise XQID
+    (facteur's lmtpd extension)."""
 
     DEFAULT_FEATURES = ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",
                         "DSN", "SMTPUTF8"]
 
     def __init__(self, port=None, unix_path=None, lmtp=False, rcpt_reply=None,
                  data_reply=None, max_rcpts=0, tls=None, auth=None, features=None,
-                 hang_data=0, xqid=False, name="peer.example"):
+                 hang_data=0, xqid=False, name="peer.example", tls_break=False):
         self.lmtp = lmtp
         self.rcpt_reply = rcpt_reply or (lambda a: "250 2.1.5 Ok")
         self.data_reply = data_reply or (lambda a: "250 2.0.0 <%s> delivered" % a)
@@ -204,6 +206,7 @@ class FakePeer:
         self.auth = auth
         self.features = self.DEFAULT_FEATURES if features is None else features
         self.hang_data = hang_data
+        self.tls_break = tls_break
         self.xqid = xqid
         self.name = name
         self.sessions = []
@@ -300,6 +303,11 @@ class FakePeer:
                 say("250 %s" % self.name)
             elif verb == "STARTTLS" and self.tls:
                 say("220 2.0.0 Ready to start TLS")
+                if self.tls_break:
+                    # A broken TLS stack: garbage instead of a ServerHello.
+                    f.write(b"this is not TLS\r\n")
+                    f.flush()
+                    return
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(self.tls[0], self.tls[1])
                 f.close()
