@@ -9,15 +9,20 @@
 # run/etc/master.cf, so the instance runs with whatever exists.  Run twice, it
 # says the instance is already running.  Everything listens on 127.0.0.1.
 #
-# Environment: BIN and LIBEXEC (default ./bin and ./libexec).
+# Environment: BIN and LIBEXEC (default ./bin and ./libexec); RUN (default
+# ./run) and PORT_OFFSET (default 0, added to every port) let the system
+# test run a second instance beside yours.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-bin}
 LIBEXEC=${LIBEXEC:-libexec}
+RUN=${RUN:-run}
+PORT_OFFSET=${PORT_OFFSET:-0}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 case $LIBEXEC in /*) ;; *) LIBEXEC=$ROOT/$LIBEXEC ;; esac
-RUN=$ROOT/run
+case $RUN in /*) ;; *) RUN=$ROOT/$RUN ;; esac
+case $PORT_OFFSET in *[!0-9]*|'') echo "run-instance: bad PORT_OFFSET" >&2; exit 1 ;; esac
 ETC=$RUN/etc
 DOMAIN=example.test
 DEMO_USER=demo@$DOMAIN
@@ -26,6 +31,7 @@ DEMO_PASSWORD=demo
 # Loopback ports for the inet services of etc/master.cf.
 declare -A PORTS=([smtp]=2525 [submission]=2587 [smtps]=2465 [imap]=2143
                   [imaps]=2993 [pop3]=2110 [pop3s]=2995)
+for name in "${!PORTS[@]}"; do PORTS[$name]=$((PORTS[$name] + PORT_OFFSET)); done
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'run-instance: %s\n' "$*" >&2; exit 1; }
@@ -141,7 +147,7 @@ make_users() {
 
 show_listeners() {
     local line svc addr cmd host port state
-    say "Services (run/etc/master.cf):"
+    say "Services (${ETC#$ROOT/}/master.cf):"
     while read -r line; do
         set -- $line
         svc=$1; cmd=${8:-?}
@@ -173,8 +179,8 @@ Try it:
   swaks --server 127.0.0.1:${PORTS[smtp]} --from you@$DOMAIN --to $DEMO_USER
   swaks --server 127.0.0.1:${PORTS[submission]} --tls --auth PLAIN \\
         --auth-user $DEMO_USER --auth-password $DEMO_PASSWORD --to someone@$DOMAIN
-  bin/facteur -c run/etc status
-Log:    run/log/maillog   (tail -f run/log/maillog)
+  ${BIN#$ROOT/}/facteur -c ${ETC#$ROOT/} status
+Log:    ${RUN#$ROOT/}/log/maillog   (tail -f ${RUN#$ROOT/}/log/maillog)
 Stop:   make stop
 EOF
 }
