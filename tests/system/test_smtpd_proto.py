@@ -1,0 +1,218 @@
+"""test_smtpd_proto.py - smtpd's SMTP protocol with real clients (smtplib,
+swaks, raw dialogues): greeting, EHLO extensions, a message queued with a
+correct Received: header, PIPELINING, CHUNKING (BDAT), DSN parameters in
+the queue file, SMTPUTF8, 8BITMIME, enhanced status codes on every reply,
+command sequencing errors, and the Postfix log lines."""
+
+import re
+import shutil
+import smtplib
+import subprocess
+
+import pytest
+
+import facteur_harness as fh
+from test_smtpd_common import (Dialog, queue_messages, queue_names, send_simple,
+                               start_smtpd, wait_messages)
+
+ENH = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
+
+
+def test_greeting_and_ehlo_keywords(instance):
+    ports = start_smtpd(instance)
+    d = Dialog(ports["smtp"])
+    d.expect(220, r"^220 localhost ESMTP facteur$")
+    text = d.cmd("EHLO client.test", 250)
+    lines = text.split("\n")
+    assert lines[0] == "250-localhost"
+    kws = [l[4:] for l in lines[1:]]
+    for kw in ("PIPELINING", "SIZE 10240000", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN",
+               "SMTPUTF8", "CHUNKING"):
+        assert kw in kws, kws
+    assert "STARTTLS" not in kws and not any(k.startswith("AUTH") for k in kws)
+    assert all(l.startswith("250-") for l in lines[:-1]) and lines[-1].startswith("250 ")
+    d.cmd("HELO other.test", 250, r"^250 localhost$")
+    d.cmd("QUIT", 221, r"^221 2\.0\.0 ")
+    assert d.closed()
+    instance.wait_for_log(r"smtpd\[\d+\]: connect from unknown\[127\.0\.0\.1\]")
+    instance.wait_for_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 helo=1 quit=1 "
+                          r"commands=3|disconnect from unknown\[127\.0\.0\.1\] helo=1 ehlo=1 "
+                          r"quit=1 commands=3")
+
+
+def test_smtplib_message_queued_with_received_header(instance):
+    ports = start_smtpd(instance)
+    with smtplib.SMTP("127.0.0.1", ports["smtp"], local_hostname="client.test",
+                      timeout=10) as c:
+        refused = c.sendmail("sender@remote.test", ["bob@example.test"],
+                             b"Subject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\n"
+                             b"line one\r\n.leading dot\r\n")
+        assert refused == {}
+    (m,) = wait_messages(instance, 1)
+    assert m.ended and m.sender == "sender@remote.test"
+    assert m.addrs == ["bob@example.test"]
+    assert m.rcpts[0][0] == "T"
+    rec = m.header("Received")
+    assert re.match(r"from client\.test \(unknown \[127\.0\.0\.1\]\)\s+by localhost "
+                    r"\(facteur\) with ESMTP id %s\s+for <bob@example\.test>; " % m.qid, rec), rec
+    body = m.content.split(b"\n\n", 1)[1]
+    assert body == b"line one\n.leading dot\n"
+    assert m.attrs.get("client_address") == "127.0.0.1"
+    assert m.attrs.get("helo_name") == "client.test"
+    instance.wait_for_log(r"%s: client=unknown\[127\.0\.0\.1\]$" % m.qid)
+    instance.wait_for_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 mail=1 rcpt=1 "
+                          r"data=1 quit=1 commands=5")
+
+
+def test_swaks_message(instance):
+    if shutil.which("swaks") is None:
+        pytest.fail("swaks is not installed")
+    ports = start_smtpd(instance)
+    r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(ports["smtp"]),
+                        "--from", "a@remote.test", "--to", "carol@example.test",
+                        "--helo", "swaks.test", "--body", "from swaks", "--timeout", "10"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"<-  250 2\.0\.0 Ok: queued as \w+", r.stdout), r.stdout
+    (m,) = wait_messages(instance, 1)
+    assert m.addrs == ["carol@example.test"] and b"from swaks" in m.content
+
+
+def test_pipelining_replies_in_order(instance):
+    ports = start_smtpd(instance)
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    d.send("MAIL FROM:<a@remote.test>\r\nRCPT TO:<x@example.test>\r\n"
+           "RCPT TO:<y@example.test>\r\nRCPT TO:<z@relay-elsewhere.test>\r\nDATA\r\n")
+    d.expect(250, r"2\.1\.0")
+    d.expect(250, r"2\.1\.5")
+    d.expect(250, r"2\.1\.5")
+    d.expect(554, r"5\.7\.1")
+    d.expect(354)
+    d.send("Subject: p\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
+    d.expect(250, r"queued as")
+    d.expect(250, r"2\.0\.0")
+    d.expect(221)
+    (m,) = wait_messages(instance, 1)
+    assert m.addrs == ["x@example.test", "y@example.test"]
+    assert "for <" not in m.header("Received")
+
+
+def test_bdat_chunking(instance):
+    ports = start_smtpd(instance)
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    d.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME", 250)
+    d.cmd("RCPT TO:<bob@example.test>", 250)
+    part1 = b"Subject: chunks\r\n\r\nfirst part of a li"
+    part2 = b"ne\r\n.not stuffed\r\nlast"
+    d.send(b"BDAT %d\r\n" % len(part1) + part1)
+    d.expect(250, r"2\.0\.0 Ok: %d bytes" % len(part1))
+    d.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
+    d.expect(250, r"queued as")
+    # DATA is refused for BINARYMIME; BDAT 0 LAST ends an empty chunk list.
+    d.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME", 250)
+    d.cmd("RCPT TO:<bob@example.test>", 250)
+    d.cmd("DATA", 503, r"5\.5\.1")
+    d.send(b"BDAT 0 LAST\r\n")
+    d.expect(250, r"queued as")
+    # BDAT without MAIL still consumes its chunk: the bytes are not commands.
+    d.send(b"BDAT 6\r\nQUIT\r\n")
+    d.expect(503, r"5\.5\.1")
+    d.cmd("NOOP", 250)
+    d.cmd("QUIT", 221)
+    msgs = wait_messages(instance, 2)
+    contents = sorted(m.content for m in msgs)
+    assert any(c.endswith(b"\n\nfirst part of a line\n.not stuffed\nlast\n") for c in contents), contents
+    assert all(m.flags & 0x04 for m in msgs)         # QFILE_FL_BINARYMIME
+
+
+def test_dsn_parameters_kept(instance):
+    ports = start_smtpd(instance)
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    d.cmd("MAIL FROM:<a@remote.test> RET=HDRS ENVID=env+2Bid-1 BODY=8BITMIME", 250)
+    d.cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE "
+          "ORCPT=rfc822;bob+2Bx@example.test", 250)
+    d.cmd("RCPT TO:<carol@example.test> NOTIFY=NEVER", 250)
+    d.cmd("DATA", 354)
+    d.send("Subject: dsn\r\n\r\n\xe9t\xe9\r\n.\r\n".encode("latin-1"))
+    d.expect(250)
+    d.cmd("QUIT", 221)
+    (m,) = wait_messages(instance, 1)
+    assert m.ret == "H" and m.envid == "env+id-1"
+    assert m.rcpts[0][1] == 0x02 | 0x04 and m.rcpts[0][3] == "rfc822;bob+x@example.test"
+    assert m.rcpts[1][1] == 0x01 and m.rcpts[1][3] == ""
+    assert m.flags & 0x02                               # QFILE_FL_8BITMIME
+
+
+def test_smtputf8(instance):
+    ports = start_smtpd(instance)
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    d.send("MAIL FROM:<j\u00f6rg@remote.test>\r\n".encode())
+    d.expect(553, r"5\.6\.7")
+    d.send("MAIL FROM:<j\u00f6rg@remote.test> SMTPUTF8\r\n".encode())
+    d.expect(250)
+    d.send("RCPT TO:<\u00e9l\u00e8ve@example.test>\r\n".encode())
+    d.expect(250)
+    d.cmd("DATA", 354)
+    d.send("Subject: utf8\r\n\r\nhi\r\n.\r\n")
+    d.expect(250)
+    d.cmd("QUIT", 221)
+    (m,) = wait_messages(instance, 1)
+    assert m.sender == "j\u00f6rg@remote.test" and m.flags & 0x01
+
+
+def test_enhanced_codes_and_sequence_errors(instance):
+    ports = start_smtpd(instance, params={"disable_vrfy_command": "no"})
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    steps = [
+        ("FROBNICATE", 500, r"5\.5\.2"),
+        ("RCPT TO:<a@example.test>", 503, r"5\.5\.1"),
+        ("DATA", 503, r"5\.5\.1"),
+        ("EHLO client.test", 250, None),
+        ("MAIL FROM:<bad address>", 501, r"5\.1\.7"),
+        ("MAIL FROM:<a@remote.test> FOO=BAR", 555, r"5\.5\.4"),
+        ("MAIL FROM:<a@remote.test>", 250, r"2\.1\.0"),
+        ("MAIL FROM:<b@remote.test>", 503, r"5\.5\.1"),
+        ("RCPT TO:<>", 501, r"5\.1\.3"),
+        ("DATA", 503, r"5\.5\.1"),
+        ("RSET", 250, r"2\.0\.0"),
+        ("NOOP", 250, r"2\.0\.0"),
+        ("VRFY bob", 252, r"2\.0\.0"),
+        ("EXPN list", 502, r"5\.5\.1"),
+        ("HELP", 214, r"2\.0\.0"),
+        ("DATA extra", 501, r"5\.5\.4"),
+        ("LHLO client.test", 500, r"5\.5\.2"),
+    ]
+    for line, code, pat in steps:
+        text = d.cmd(line, code, pat)
+        if code != 250 or not line.startswith("EHLO"):
+            assert ENH.match(text), "no enhanced code in %r" % text
+    d.cmd("QUIT", 221)
+    instance.wait_for_log(r"disconnect from .* unknown=0/1 commands=")
+
+
+def test_helo_required(instance):
+    ports = start_smtpd(instance, params={"smtpd_helo_required": "yes"})
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("MAIL FROM:<a@remote.test>", 503, r"5\.5\.1 Error: send HELO/EHLO first")
+    d.cmd("HELO client.test", 250)
+    d.cmd("MAIL FROM:<a@remote.test>", 250)
+    d.cmd("QUIT", 221)
+
+
+def test_received_for_one_recipient_only(instance):
+    ports = start_smtpd(instance)
+    send_simple(ports["smtp"], rcpts=("a@example.test", "b@example.test"))
+    (m,) = wait_messages(instance, 1)
+    assert "for <" not in m.header("Received")
+    assert queue_names(instance) == [m.qid]
+    assert len(queue_messages(instance)) == 1
