@@ -629,8 +629,15 @@ static void conn_read(int fd, int events, void *ctx)
         }
         if (r < 0) {
             if (stream_error(c->s) == STREAM_ERR_TOOLONG) {
-                handle_toolong(c);
+                /* The line is still unread: take its start to find the
+                 * request id, then skip the rest. */
+                char head[48];
+                ssize_t n;
+
                 stream_clear_toolong(c->s);
+                n = stream_read(c->s, head, sizeof(head));
+                strbuf_setn(c->line, head, n > 0 ? (size_t)n : 0);
+                handle_toolong(c);
                 c->skipping = true;
                 continue;
             }
