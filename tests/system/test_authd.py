@@ -609,3 +609,19 @@ def make_hash_rounds(scheme, password, rounds):
     r = facteur_auth("hash", "-s", scheme, "-r", str(rounds), password)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
+
+
+def test_username_normalisation(instance):
+    """auth_default_realm completes bare names; auth_username_chars refuses
+    the rest before any backend sees them."""
+    path = start_authd(instance, users_line("bob@" + DOMAIN, "{PLAIN}secret"),
+                       params={"auth_default_realm": DOMAIN, "auth_failure_delay": "0",
+                               "auth_failure_delay_max": "0"})
+    c = AuthConn(path)
+    reply, _ = c.plain(1, "BOB", "secret", rip="192.0.2.120")
+    assert reply == "OK\t1\tuser=bob@" + DOMAIN
+    for rid, name in ((2, "bo b"), (3, "bob%d"), (4, "bob;rm")):
+        reply, _ = c.plain(rid, name, "secret", rip="192.0.2.121")
+        assert reply == "FAIL\t%d\treason=Invalid user name" % rid, reply
+    assert c.request("USER\t5\tbob\tservice=lmtp").startswith("USER\t5\tbob@%s\t" % DOMAIN)
+    c.close()
