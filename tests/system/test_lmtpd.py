@@ -502,3 +502,45 @@ def test_smtplib_many_messages_one_session(instance):
         assert [r[0] for r in replies.values()] == [250, 250], replies
     c.quit()
     assert len(lm.files("alice")) == 50 and len(lm.files("bob")) == 50
+
+
+def test_userdb_mail_location_and_quota_rules(instance):
+    uid, gid = owner_ids()
+    lm_dir = os.path.join(instance.dir, "vmail")
+    spool = os.path.join(instance.dir, "vspool")
+    os.makedirs(spool)
+    os.chown(spool, uid, gid)
+
+    def line(user, extra):
+        return "%s@%s:{PLAIN}pw:%d:%d::%s/%s::%s\n" % (user, DOMAIN, uid, gid, lm_dir, user,
+                                                        extra)
+
+    lm = Lmtp(instance, users=[
+        line("loc", "userdb_mail=maildir:%s/%%Ld/%%n/box:INDEX=/nowhere" % spool),
+        line("kb", "userdb_quota_rule=*:storage=1K"),
+        line("both", "userdb_quota_rule=*:storage=1M:messages=5"),
+        line("none", "userdb_quota_rule=*:ignore"),
+        line("rel", "userdb_mail=maildir:relative/Maildir"),
+        line("dots", "userdb_mail=maildir:%s/../escape" % spool),
+        line("mbox", "userdb_mail=mbox:~/mail"),
+        line("badq", "userdb_quota_rule=*:storage=lots"),
+    ])
+    c = lm.client()
+    ok = ["loc@" + DOMAIN, "both@" + DOMAIN, "none@" + DOMAIN]
+    replies = lmtp_send(c, "s@example.org", ok + ["kb@" + DOMAIN], msg(body="k" * 2000))
+    assert [replies[r][0] for r in ok] == [250, 250, 250], replies
+    assert replies["kb@" + DOMAIN][0] == 552, replies
+    for user in ("rel", "dots", "mbox", "badq"):
+        code, text = c.rcpt("%s@%s" % (user, DOMAIN)) if c.mail("s@example.org")[0] == 250 \
+            else (0, b"")
+        assert code == 451 and text.startswith(b"4.3.0"), (user, code, text)
+        c.rset()
+    c.quit()
+    box = os.path.join(spool, DOMAIN, "loc", "box", "new")
+    assert len(os.listdir(box)) == 1
+    with open(os.path.join(lm_dir, "both", "Maildir", "maildirsize")) as f:
+        assert f.readline().strip() == "1048576S,5C"
+    assert not os.path.exists(os.path.join(lm_dir, "none", "Maildir", "maildirsize"))
+    assert not os.path.exists(os.path.join(instance.dir, "escape"))
+    instance.wait_for_log(r"user rel@example\.test: mail location of rel@example\.test is "
+                          r"not absolute")
