@@ -220,13 +220,14 @@ static void host_lookup(struct host_list *l, const char *name, unsigned port, bo
     int order[2];
     struct strbuf *why = strbuf_new(128);
 
+    /* An address literal involves no DNS: nothing DNSSEC vouches for. */
     if (inet_pton(AF_INET, name, buf) == 1) {
-        host_add(l, name, AF_INET, buf, port, secure_in);
+        host_add(l, name, AF_INET, buf, port, false);
         strbuf_free(&why);
         return;
     }
     if (inet_pton(AF_INET6, name, buf) == 1) {
-        host_add(l, name, AF_INET6, buf, port, secure_in);
+        host_add(l, name, AF_INET6, buf, port, false);
         strbuf_free(&why);
         return;
     }
@@ -295,7 +296,8 @@ int smtp_resolve(struct smtp_dest *dest, struct smtp_host **hosts_r, int *status
         return 1;
     }
     if (dest->literal || smtp_g.dns == NULL) {
-        host_lookup(&l, dest->domain, dest->port, false);
+        /* "[host]": the address answer alone decides DNSSEC security. */
+        host_lookup(&l, dest->domain, dest->port, smtp_g.dns != NULL);
     } else {
         struct dns_answer ans;
         enum dns_status st = dns_lookup_mx(smtp_g.dns, dest->domain, &ans, why);
@@ -308,7 +310,7 @@ int smtp_resolve(struct smtp_dest *dest, struct smtp_host **hosts_r, int *status
             break;
         case DNS_NODATA:
             /* No MX: the domain itself is the implicit MX (RFC 5321 5.1). */
-            host_lookup(&l, dest->domain, dest->port, false);
+            host_lookup(&l, dest->domain, dest->port, ans.secure);
             break;
         case DNS_NULLMX:
             strbuf_printf(why, "Domain %s does not accept mail (nullMX)", dest->domain);

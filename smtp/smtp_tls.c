@@ -35,6 +35,8 @@
 #include "smtp.h"
 #include "tls.h"
 
+static int fail(struct smtp_session *ss, enum smtp_sess_result *res_r, const char *dsn);
+
 static const struct {
     const char *name;
     enum smtp_tls_level level;
@@ -117,33 +119,61 @@ int smtp_tls_level_for(const struct smtp_dest *dest, enum smtp_tls_level *level_
     return 0;
 }
 
-/* DANE: are there DNSSEC-secure TLSA records for this host?  1 yes, 0 no,
- * -1 lookup failed temporarily (why). */
-static int dane_tlsa_present(const struct smtp_session *ss, struct strbuf *why)
+/* DANE: the host's TLSA records, when DNSSEC-validated and usable.
+ * 1 found (ans filled), 0 none (act as may), -1 temporary failure. */
+static int dane_tlsa_lookup(const struct smtp_session *ss, struct dns_answer *ans,
+                            struct strbuf *why)
 {
-    struct dns_answer ans;
     struct strbuf *name;
     int r = 0;
 
+    memset(ans, 0, sizeof(*ans));
     if (smtp_g.dns == NULL || !smtp_g.dnssec || !ss->host->secure)
         return 0;
     name = strbuf_new(64);
     strbuf_printf(name, "_%u._tcp.%s", ss->dest->port, ss->host->name);
-    enum dns_status st = dns_lookup(smtp_g.dns, strbuf_str(name), DNS_T_TLSA, &ans, why);
-    if (st == DNS_OK && ans.secure && ans.count > 0)
+    enum dns_status st = dns_lookup(smtp_g.dns, strbuf_str(name), DNS_T_TLSA, ans, why);
+    if (st == DNS_OK && ans->secure && smtp_dane_usable(ans) > 0)
         r = 1;
     else if (st == DNS_TEMPFAIL)
         r = -1;
-    dns_answer_free(&ans);
     strbuf_free(&name);
     return r;
 }
 
-static bool is_ip_literal(const char *s)
+/* STARTTLS authenticated by TLSA records: mandatory once records exist. */
+static int dane_negotiate(struct smtp_session *ss, const struct dns_answer *tlsa,
+                          enum smtp_sess_result *res_r)
 {
-    unsigned char buf[16];
+    struct strbuf *why;
 
-    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+    if (!(ss->feat & SMTP_FEAT_STARTTLS)) {
+        strbuf_printf(ss->why, "TLS is required, but was not offered by host %s", ss->peer);
+        return fail(ss, res_r, "4.7.4");
+    }
+    if (smtp_chat(ss, "STARTTLS", (int)var_smtp_helo_timeout, "sending STARTTLS") < 0) {
+        smtp_rcpt_set_open(ss->d, false, DELIVER_DEFER, "4.4.2", strbuf_str(ss->why));
+        *res_r = SMTP_SESS_NEXT;
+        return -1;
+    }
+    if (ss->reply.code != 220) {
+        strbuf_printf(ss->why, "TLS is required, but host %s refused to start TLS: %d %s",
+                      ss->peer, ss->reply.code, strbuf_str(ss->reply.text));
+        return fail(ss, res_r, "4.7.5");
+    }
+    why = strbuf_new(128);
+    if (smtp_dane_start(ss->s, ss->host->name, tlsa, (int)var_smtp_starttls_timeout * 1000,
+                        &ss->dane, why) < 0) {
+        strbuf_printf(ss->why, "Cannot start TLS with %s: %s (level dane)", ss->peer,
+                      strbuf_str(why));
+        strbuf_free(&why);
+        ss->lost = true;
+        return fail(ss, res_r, "4.7.5");
+    }
+    strbuf_free(&why);
+    log_info("Verified TLS connection established to %s: %s (DANE)", ss->relay,
+             smtp_dane_summary(ss->dane));
+    return 0;
 }
 
 static int fail(struct smtp_session *ss, enum smtp_sess_result *res_r, const char *dsn)
@@ -152,6 +182,13 @@ static int fail(struct smtp_session *ss, enum smtp_sess_result *res_r, const cha
     log_info("%s: %s", ss->d->req.qid, strbuf_str(ss->why));
     *res_r = SMTP_SESS_NEXT;
     return -1;
+}
+
+static bool is_ip_literal(const char *s)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
 int smtp_tls_negotiate(struct smtp_session *ss, enum smtp_sess_result *res_r)
@@ -163,24 +200,25 @@ int smtp_tls_negotiate(struct smtp_session *ss, enum smtp_sess_result *res_r)
     if (ss->tls_plain_retry || ss->dest->is_unix)
         level = SMTP_TLS_NONE;
     if (level == SMTP_TLS_DANE) {
+        struct dns_answer tlsa;
         why = strbuf_new(64);
-        int t = dane_tlsa_present(ss, why);
+        int t = dane_tlsa_lookup(ss, &tlsa, why);
         if (t < 0) {
             strbuf_printf(ss->why, "TLSA lookup error for %s:%u: %s", ss->host->name,
                           ss->dest->port, strbuf_str(why));
             strbuf_free(&why);
+            dns_answer_free(&tlsa);
             return fail(ss, res_r, "4.7.5");
         }
         strbuf_free(&why);
-        if (t == 0) {
-            level = SMTP_TLS_MAY;
-        } else {
-            /* Secure TLSA records: authentication is mandatory.  lib/tls
-             * gives no access to the handshake's DANE state, so the
-             * certificate must also verify against the CA store and the
-             * MX host name: never weaker than the records ask. */
-            level = SMTP_TLS_VERIFY;
+        if (t > 0) {
+            int r = dane_negotiate(ss, &tlsa, res_r);
+            dns_answer_free(&tlsa);
+            return r;
         }
+        dns_answer_free(&tlsa);
+        /* No secure TLSA records: opportunistic TLS (RFC 7672 2.2). */
+        level = SMTP_TLS_MAY;
     }
     if (level == SMTP_TLS_NONE)
         return 0;

@@ -151,7 +151,8 @@ class SmtpSink:
 
 def make_certs(d, server_name):
     """Returns dict: ca (CA cert), cert/key (server, signed by ca, CN and
-    SAN server_name), wrong_cert/wrong_key (self-signed, same name)."""
+    SAN server_name), chain (cert then ca, for DANE-TA: the server must
+    send its trust anchor), wrong_cert/wrong_key (self-signed, same name)."""
     os.makedirs(d, exist_ok=True)
     p = lambda n: os.path.join(d, n)  # noqa: E731
 
@@ -171,9 +172,14 @@ def make_certs(d, server_name):
     run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
         "-keyout", p("wrong.key"), "-out", p("wrong.pem"), "-days", "2",
         "-subj", "/CN=%s" % server_name, "-addext", "subjectAltName=DNS:%s" % server_name)
+    with open(p("chain.pem"), "w") as out:
+        for n in ("server.pem", "ca.pem"):
+            with open(p(n)) as f:
+                out.write(f.read())
     for n in os.listdir(d):
         os.chmod(p(n), 0o644)
     return {"ca": p("ca.pem"), "cert": p("server.pem"), "key": p("server.key"),
+            "chain": p("chain.pem"),
             "wrong_cert": p("wrong.pem"), "wrong_key": p("wrong.key")}
 
 
@@ -381,3 +387,109 @@ class FakePeer:
                 return
             else:
                 say("502 5.5.2 Error: command not recognized")
+
+
+# ---- a DNSSEC-signed zone (DANE) ------------------------------------------
+
+UNBOUND = "/usr/sbin/unbound"
+LDNS_KEYGEN = "/usr/bin/ldns-keygen"
+LDNS_SIGNZONE = "/usr/bin/ldns-signzone"
+
+
+def spki_sha256(cert_path):
+    """Hex SHA-256 of a certificate's SubjectPublicKeyInfo (TLSA 3 1 1)."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-pubkey", "-noout"],
+                         capture_output=True, check=True, timeout=30).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         capture_output=True, check=True, timeout=30).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+class SignedZoneUnbound:
+    """A private unbound on 127.0.0.1 serving one zone signed with a fresh
+    ECDSA key (ldns-keygen, ldns-signzone) from an auth-zone, and refusing
+    everything else (it never recurses).  trust_anchor is the zone's
+    DNSKEY, for smtp_dns_trust_anchor_file: libunbound then validates the
+    answers and marks them secure."""
+
+    def __init__(self, zone, records):
+        import tempfile
+        self.zone = zone.rstrip(".") + "."
+        self.dir = tempfile.mkdtemp(prefix="facteur-dnssec-")
+        os.chmod(self.dir, 0o755)
+        from test_dns import free_udp_tcp_port
+        self.port = free_udp_tcp_port()
+        self.address = "127.0.0.1@%d" % self.port
+        zf = os.path.join(self.dir, "zone")
+        with open(zf, "w") as f:
+            f.write("$ORIGIN %s\n$TTL 300\n" % self.zone)
+            f.write("@ IN SOA ns.%s admin.%s 1 3600 600 86400 300\n" % (self.zone, self.zone))
+            f.write("@ IN NS ns.%s\nns IN A 127.0.0.1\n" % self.zone)
+            for rr in records:
+                f.write(rr + "\n")
+        r = subprocess.run([LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", self.zone],
+                           cwd=self.dir, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("ldns-keygen: %s" % r.stderr)
+        key = r.stdout.strip()
+        r = subprocess.run([LDNS_SIGNZONE, "-o", self.zone, zf, key], cwd=self.dir,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("ldns-signzone: %s" % r.stderr)
+        self.trust_anchor = os.path.join(self.dir, key + ".key")
+        for n in os.listdir(self.dir):
+            os.chmod(os.path.join(self.dir, n), 0o644)
+        conf = "\n".join([
+            "server:",
+            "    interface: 127.0.0.1@%d" % self.port,
+            "    port: %d" % self.port,
+            "    do-daemonize: no",
+            '    username: ""',
+            '    chroot: ""',
+            '    directory: "%s"' % self.dir,
+            '    pidfile: ""',
+            "    use-syslog: no",
+            '    logfile: ""',
+            "    verbosity: 1",
+            "    do-ip6: no",
+            "    num-threads: 1",
+            "    access-control: 127.0.0.0/8 allow",
+            '    local-zone: "." refuse',
+            '    local-zone: "%s" transparent' % self.zone,
+            "auth-zone:",
+            '    name: "%s"' % self.zone,
+            '    zonefile: "%s.signed"' % zf,
+            "    for-downstream: yes",
+            "    for-upstream: yes",
+            "    fallback-enabled: no",
+            "remote-control:",
+            "    control-enable: no",
+            ""])
+        self.conf = os.path.join(self.dir, "unbound.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.log = open(os.path.join(self.dir, "unbound.log"), "w")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            fh.wait_until(lambda: self.proc.poll() is not None or fh.tcp_listening(self.port),
+                          10, "unbound to listen on %d" % self.port)
+            if self.proc.poll() is not None:
+                with open(os.path.join(self.dir, "unbound.log")) as f:
+                    raise AssertionError("unbound exited: %s" % f.read())
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        import shutil
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
