@@ -185,9 +185,20 @@ static bool rx_trick_target(const char *local, struct strbuf *target_r)
 static int rx_auth_destination(struct restrictions *r, const char *rcpt, struct strbuf *why)
 {
     struct strbuf *local = strbuf_new(64), *domain = strbuf_new(64), *target = strbuf_new(64);
+    struct smtp_addr a;
     int cls, rc = 0;
 
-    rx_split(rcpt, local, domain);
+    /* The SMTP parser's view (quotes removed: "user@other"@local has the
+     * local part user@other); a bare "Postmaster" does not parse. */
+    smtp_addr_init(&a);
+    if (smtp_mailbox_parse(rcpt, strlen(rcpt), 0, &a, target) == 0) {
+        strbuf_set(local, strbuf_str(a.local));
+        strbuf_set(domain, strbuf_str(a.domain));
+    } else {
+        rx_split(rcpt, local, domain);
+    }
+    smtp_addr_free(&a);
+    strbuf_reset(target);
     cls = restrict_domain_class(r, strbuf_str(domain), why);
     if (cls < 0) {
         rc = -1;
@@ -302,9 +313,16 @@ static int rx_access_result(struct restrict_eval *e, const struct restrict_item 
         st = RXS_PERMIT;
         break;
     case RESTRICT_ACT_DUNNO:
-        if (strncasecmp(value, "WARN", 4) == 0 || strncasecmp(value, "INFO", 4) == 0)
-            log_info("%s: %s %s: %s", e->ctx->queue_id ? e->ctx->queue_id : "NOQUEUE",
-                     it->name, it->arg, value);
+        if (strncasecmp(value, "WARN", 4) == 0 || strncasecmp(value, "INFO", 4) == 0) {
+            /* Postfix: "NOQUEUE: warn: RCPT from name[addr]: text; from=..." */
+            struct strbuf *line = strbuf_new(256);
+            const char *note = value + 4 + strspn(value + 4, " \t");
+
+            restrict_log_action(strncasecmp(value, "WARN", 4) == 0 ? "warn" : "info",
+                                e->stage, e->ctx, *note ? note : value, line);
+            log_info("%s", strbuf_str(line));
+            strbuf_free(&line);
+        }
         break;
     case RESTRICT_ACT_REJECT:
     case RESTRICT_ACT_DEFER:
