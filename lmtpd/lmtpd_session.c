@@ -111,11 +111,19 @@ static int session_read_line(struct session *ss)
             strbuf_setn(ss->line, strbuf_str(ss->in), n);
             strbuf_consume(ss->in, n);
             return 1;
-        case SMTP_FIND_TOOLONG:
-            /* Drop what we have and keep dropping until the newline. */
+        case SMTP_FIND_TOOLONG: {
+            /* Drop the line through its newline, which may already be
+             * buffered with pipelined commands after it. */
+            const char *nl = memchr(strbuf_str(ss->in), '\n', strbuf_len(ss->in));
+
+            if (nl != NULL) {
+                strbuf_consume(ss->in, (size_t)(nl - strbuf_str(ss->in)) + 1);
+                return 2;
+            }
             toolong = true;
             strbuf_reset(ss->in);
             break;
+        }
         case SMTP_FIND_NEED_MORE:
             break;
         }
@@ -131,12 +139,21 @@ static void session_reply_line(struct session *ss, const char *text)
     stream_printf(ss->s, "%s\r\n", text);
 }
 
-static void session_reply(struct session *ss, enum smtp_reply_id id, const char *detail)
+/* A reply from the table.  Refusals count toward LMTPD_ERROR_LIMIT when
+ * they answer a protocol error; a recipient refused or not delivered is
+ * an outcome, not a client error (an MTA may send many unknown users). */
+static void session_reply_count(struct session *ss, enum smtp_reply_id id, const char *detail,
+                                bool count)
 {
     smtp_reply_format(ss->reply, id, detail);
     stream_write(ss->s, strbuf_str(ss->reply), strbuf_len(ss->reply));
-    if (smtp_reply_get(id)->code >= 400)
+    if (count && smtp_reply_get(id)->code >= 400)
         ss->errors++;
+}
+
+static void session_reply(struct session *ss, enum smtp_reply_id id, const char *detail)
+{
+    session_reply_count(ss, id, detail, true);
 }
 
 /* ---- transaction ------------------------------------------------- */
@@ -213,7 +230,7 @@ static void session_finish_message(struct session *ss)
 
     if (ss->toobig) {
         for (size_t i = 0; i < ss->nrcpt; i++)
-            session_reply(ss, SMTP_R_MSG_TOO_BIG, NULL);
+            session_reply_count(ss, SMTP_R_MSG_TOO_BIG, NULL, false);
         log_info("%s: reject: message from <%s> larger than %llu bytes",
                  strbuf_len(ss->xqid) ? strbuf_str(ss->xqid) : ss->sid,
                  strbuf_str(ss->sender), (unsigned long long)ss->msg_max);
@@ -224,7 +241,7 @@ static void session_finish_message(struct session *ss)
         /* A NUL cannot be stored faithfully for IMAP clients: refuse as
          * Postfix's cleanup does with its default. */
         for (size_t i = 0; i < ss->nrcpt; i++)
-            session_reply(ss, SMTP_R_BAD_DATA_END, "NUL byte in message content");
+            session_reply_count(ss, SMTP_R_BAD_DATA_END, "NUL byte in message content", false);
         session_reset(ss);
         return;
     }
@@ -235,11 +252,8 @@ static void session_finish_message(struct session *ss)
     m.len = strbuf_len(ss->msg);
     m.start = ss->start;
     lmtpd_deliver(&m, ss->rcpts, ss->nrcpt);
-    for (size_t i = 0; i < ss->nrcpt; i++) {
+    for (size_t i = 0; i < ss->nrcpt; i++)
         session_reply_line(ss, strbuf_str(ss->rcpts[i]->reply));
-        if (ss->rcpts[i]->status != 0)
-            ss->errors++;
-    }
     session_reset(ss);
 }
 
@@ -402,13 +416,11 @@ static void cmd_rcpt(struct session *ss, const struct smtp_cmd *cmd)
         /* fall through */
     default:
         session_reply_line(ss, strbuf_str(ss->reply));
-        ss->errors++;
         goto out;
     }
     if (var_lmtp_rcpt_check_quota) {
         if (lmtpd_rcpt_quota(r, ss->mail_size, ss->reply) != 0) {
             session_reply_line(ss, strbuf_str(ss->reply));
-            ss->errors++;
             lmtpd_rcpt_free(&r);
             goto out;
         }

@@ -544,3 +544,26 @@ def test_userdb_mail_location_and_quota_rules(instance):
     assert not os.path.exists(os.path.join(instance.dir, "escape"))
     instance.wait_for_log(r"user rel@example\.test: mail location of rel@example\.test is "
                           r"not absolute")
+
+
+def test_many_refused_recipients_are_not_errors(instance):
+    # An MTA may hand over many unknown users at once: those are outcomes,
+    # not protocol errors, and must not end the session.
+    lm = Lmtp(instance)
+    c = lm.client()
+    rcpts = ["ghost%d@%s" % (i, DOMAIN) for i in range(ERROR_LIMIT + 5)] + ["alice@" + DOMAIN]
+    replies = lmtp_send(c, "s@example.org", rcpts, msg())
+    assert all(replies[r][0] == 550 for r in rcpts[:-1]), replies
+    assert replies["alice@" + DOMAIN][0] == 250, replies
+    assert c.noop()[0] == 250
+    c.quit()
+
+
+def test_long_line_pipelined_with_next_command(instance):
+    lm = Lmtp(instance)
+    d = lm.dialogue()
+    d.send_raw("LHLO c\r\nMAIL FROM:<%s@example.org>\r\nNOOP\r\n" % ("a" * 6000))
+    d.expect_reply("250")
+    d.expect(r"^500 5\.5\.0")
+    d.expect(r"^250 ")
+    d.close()
