@@ -104,16 +104,22 @@ static void worker_serve(int fd)
     _exit(0);
 }
 
-/* The worker must not keep master's descriptors: the status socket and
- * the listening sockets (it would hold them open after authd died). */
-static void worker_close_inherited(void)
+/* The worker must not keep master's descriptors: the status socket
+ * (SOCK_SEQPACKET, master_proto.h) and the listening sockets, or they
+ * would stay open after authd died.  Anything else (log, tables) stays. */
+static void worker_close_inherited(int keep)
 {
     for (int fd = 3; fd < MASTER_LISTEN_FD + MASTER_LISTEN_MAX + 32; fd++) {
-        int listening = 0;
-        socklen_t len = sizeof(listening);
+        int listening = 0, type = 0;
+        socklen_t len = sizeof(listening), tlen = sizeof(type);
 
-        if (fd == MASTER_STATUS_FD
-            || (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening))
+        if (fd == keep)
+            continue;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+            close(fd);
+        else if (fd == MASTER_STATUS_FD
+                 && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0
+                 && type == SOCK_SEQPACKET)
             close(fd);
     }
 }
@@ -140,7 +146,7 @@ static int worker_spawn(struct worker *w)
         if (getppid() != parent)
             _exit(0);
         signal(SIGTERM, SIG_DFL);
-        worker_close_inherited();
+        worker_close_inherited(sv[1]);
         worker_serve(sv[1]);
         _exit(0);
     default:
