@@ -132,7 +132,14 @@ static int pickup_bounce(struct qfile *qf, const char *reply, struct strbuf *why
         snprintf(status, sizeof(status), "5.0.0");
     if (status[0] != '5')
         snprintf(status, sizeof(status), "5.0.0");
-    if (!bounce_recipient(env->sender, to, sender)) {
+    /* The maildrop sender may be a bare login name: qualify it as cleanup
+     * did for the queued copy. */
+    char *orig = *env->sender != '\0' && strchr(env->sender, '@') == NULL &&
+                         var_append_at_myorigin && *var_myorigin != '\0'
+                     ? xasprintf("%s@%s", env->sender, var_myorigin)
+                     : xstrdup(env->sender);
+
+    if (!bounce_recipient(orig, to, sender)) {
         log_info("%s: bounce of a bounce dropped: %s", qfile_qid(qf), reply);
         goto out;
     }
@@ -143,7 +150,7 @@ static int pickup_bounce(struct qfile *qf, const char *reply, struct strbuf *why
         r[i].diag = reply;
     }
     struct bounce_msg m = {
-        .kind = BOUNCE_FAILED, .qid = qfile_qid(qf), .orig_sender = env->sender,
+        .kind = BOUNCE_FAILED, .qid = qfile_qid(qf), .orig_sender = orig,
         .to = strbuf_str(to), .env_sender = strbuf_str(sender), .envid = env->envid,
         .arrival = env->arrival, .ret = env->ret, .now = time(NULL),
         .hostname = var_myhostname, .size_limit = var_bounce_size_limit,
@@ -151,6 +158,7 @@ static int pickup_bounce(struct qfile *qf, const char *reply, struct strbuf *why
     if ((rc = bounce_queue(queue_dir, &m, r, env->nrcpt, qf, bqid, why)) == 0)
         log_info("%s: sender non-delivery notification: %s", qfile_qid(qf), bqid);
 out:
+    free(orig);
     free(r);
     strbuf_free(&to);
     strbuf_free(&sender);

@@ -30,6 +30,11 @@ for f in "$BIN"/*; do
     n=$((n + 1))
 done
 echo "install: $n commands in $DESTDIR/usr/sbin"
+# sendmail answers as mailq and newaliases by its name (argv[0]).
+if [ -f "$DESTDIR/usr/sbin/sendmail" ]; then
+    ln -sfn sendmail "$DESTDIR/usr/sbin/mailq"
+    ln -sfn sendmail "$DESTDIR/usr/sbin/newaliases"
+fi
 
 n=0
 for f in "$LIBEXEC"/*; do
