@@ -11,7 +11,9 @@
  *
  * Everything is configured from the var_ globals of the last conf_load():
  * restrict_new() reads them once.  Nothing here does SMTP I/O; DNS
- * lookups block for at most the resolver's timeout.
+ * lookups block for at most the resolver's timeout.  Logging: only
+ * warn_if_reject's reject_warning lines, WARN/INFO table results and
+ * table failures; the caller logs the final reject.
  */
 #ifndef FACTEUR_RESTRICT_H
 #define FACTEUR_RESTRICT_H
