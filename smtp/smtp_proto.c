@@ -581,10 +581,10 @@ static int transaction(struct smtp_session *ss)
                     rc = -1;    /* the next host may take it */
                 if (!pipe || n == 0) {
                     strbuf_free(&qwhy);
-                    return rc == 0 ? (send_line(ss, "RSET", "sending RSET") < 0
-                                      || smtp_read_reply(ss, (int)var_smtp_helo_timeout,
-                                                         "receiving the RSET reply") < 0
-                                          ? -1 : 0) : -1;
+                    if (rc < 0)
+                        return -1;
+                    return smtp_chat(ss, "RSET", (int)var_smtp_helo_timeout,
+                                     "sending RSET") < 0 ? -1 : 0;
                 }
             }
         }
@@ -747,32 +747,35 @@ enum smtp_sess_result smtp_session_run(struct smtp_session *ss, int fd)
     if (smtp_sasl_authenticate(ss) < 0)
         return SMTP_SESS_NEXT;
 
+    /* Transactions until every recipient has an answer; recipients a
+     * 452 "too many recipients" put off go into the next one, on this
+     * same connection, as long as each round makes progress. */
+    size_t prev = (size_t)-1;
     for (int round = 0; round < TXN_MAX; round++) {
         size_t n = 0;
-        for (size_t i = 0; i < d->req.nrcpt; i++) {
-            struct smtp_rcpt_state *r = &d->rs[i];
-            r->accepted = false;
-            r->in_txn = !r->final && (round == 0 || r->again);
-            r->again = false;
-            n += r->in_txn;
-        }
+        for (size_t i = 0; i < d->req.nrcpt; i++)
+            n += !d->rs[i].final && (round == 0 || d->rs[i].again);
         if (n == 0)
             break;
-        if (round > 0 && n == d->req.nrcpt) {
-            /* No progress: the server refuses even one recipient. */
+        if (n >= prev) {
+            for (size_t i = 0; i < d->req.nrcpt; i++)
+                if (d->rs[i].again && !d->rs[i].final)
+                    smtp_rcpt_set(d, i, false, DELIVER_DEFER, "4.5.3",
+                                  "too many recipients for one transaction, will retry");
             break;
+        }
+        prev = n;
+        for (size_t i = 0; i < d->req.nrcpt; i++) {
+            struct smtp_rcpt_state *r = &d->rs[i];
+            r->in_txn = !r->final && (round == 0 || r->again);
+            r->accepted = false;
+            r->again = false;
         }
         if (transaction(ss) < 0) {
             res = SMTP_SESS_NEXT;
             break;
         }
     }
-    /* Recipients the server never answered for good (452 without
-     * progress) stay open with a deferral. */
-    for (size_t i = 0; i < d->req.nrcpt; i++)
-        if (d->rs[i].again && !d->rs[i].final)
-            smtp_rcpt_set(d, i, false, DELIVER_DEFER, "4.5.3",
-                          "too many recipients for one transaction, will retry");
     if (!ss->lost) {
         if (send_line(ss, "QUIT", "sending QUIT") == 0
             && flush_out(ss, (int)var_smtp_quit_timeout, "sending QUIT") == 0)

@@ -57,6 +57,8 @@ def start_agent(make_instance, unbound, params=None, service="smtp"):
     p = {"smtp_dns_resolver_address": unbound.address if unbound else "",
          "smtp_connect_timeout": "5s", "smtp_helo_timeout": "10s"}
     p.update(params or {})
+    if os.environ.get("ASAN_OPTIONS"):
+        p["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
     inst.configure(p, [fh.service_line(service, "unix", "smtp")])
     inst.start()
     return inst
@@ -125,6 +127,20 @@ def test_5xx_bounces(make_instance, unbound, tmp_path, sink_port):
         assert st == 5 and dsn.startswith("5."), reply
         inst.wait_for_log(r"%s: to=<rcpt@ok\.example>, .*status=bounced \(host "
                           r"mx1\.ok\.example\[127\.0\.0\.1\] said: 5" % qid)
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("option,status", [("-f", 5), ("-r", 4)])
+def test_mail_from_refused(make_instance, unbound, tmp_path, sink_port, option, status):
+    sink = SmtpSink(sink_port, str(tmp_path / "dump"), [option, "MAIL"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["a@ok.example", "b@ok.example"])
+        for st, dsn, text in reply_statuses(reply):
+            assert st == status and "in reply to MAIL FROM command" in text, reply
+        # The session ended cleanly (RSET or QUIT answered, no timeout).
+        assert "timed out" not in inst.log_text()
     finally:
         sink.stop()
 

@@ -70,12 +70,15 @@ def run(make_instance, env, which, peer_tls=True):
     peer = FakePeer(port=port, tls=(chain, certs["key"]) if peer_tls else None)
     try:
         inst = make_instance()
-        inst.configure({"smtp_dns_resolver_address": env["unbound"].address,
-                        "smtp_dns_support_level": "dnssec",
-                        "smtp_dns_trust_anchor_file": env["unbound"].trust_anchor,
-                        "smtp_tls_security_level": "dane",
-                        "smtp_connect_timeout": "5s"},
-                       [fh.service_line("smtp", "unix", "smtp")])
+        params = {"smtp_dns_resolver_address": env["unbound"].address,
+                  "smtp_dns_support_level": "dnssec",
+                  "smtp_dns_trust_anchor_file": env["unbound"].trust_anchor,
+                  "smtp_tls_security_level": "dane",
+                  "smtp_connect_timeout": "5s"}
+        if os.environ.get("ASAN_OPTIONS"):
+            params["import_environment"] = ("FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS "
+                                            "UBSAN_OPTIONS")
+        inst.configure(params, [fh.service_line("smtp", "unix", "smtp")])
         inst.start()
         rcpt = "r@%s.dane.example" % which
         qid = write_queue_file(inst.queue, "s@src.example", [rcpt], MSG, owner=inst.mail_owner)
