@@ -199,6 +199,59 @@ static bool restrict_list_can_refuse(const struct restrict_list *l, int depth)
     return false;
 }
 
+/* Open a recipient table list; an "authd:PATH" entry is not a table but
+ * authd's socket (relative to queue_directory), asked with a userdb
+ * lookup when the tables do not know a recipient. */
+static struct maps *restrict_rcpt_maps_open(const char *param, const char *value,
+                                            char **authd_r, struct strbuf *why)
+{
+    char **items = conf_list_split(value ? value : "");
+    struct strbuf *tables = strbuf_new(64);
+    struct maps *ms;
+
+    for (char **p = items; *p; p++) {
+        if (strncmp(*p, "authd:", 6) == 0) {
+            if ((*p)[6] == 0 || *authd_r != NULL) {
+                strbuf_printf(why, "parameter %s: one authd:socket_path entry at most, "
+                              "with a path", param);
+                conf_list_free(&items);
+                strbuf_free(&tables);
+                return NULL;
+            }
+            *authd_r = xstrdup(*p + 6);
+            continue;
+        }
+        strbuf_appendf(tables, "%s%s", strbuf_len(tables) ? " " : "", *p);
+    }
+    ms = maps_open(strbuf_str(tables), 0, why);
+    conf_list_free(&items);
+    strbuf_free(&tables);
+    return ms;
+}
+
+int restrict_authd_lookup(struct restrictions *r, const char *path, const char *user,
+                          struct strbuf *why)
+{
+    struct auth_client_user u;
+    int rc;
+
+    if (r->authd && strcmp(r->authd_path, path) != 0) {
+        auth_client_close(&r->authd);
+        free(r->authd_path);
+        r->authd_path = NULL;
+    }
+    if (r->authd == NULL) {
+        if ((r->authd = auth_client_connect(path, 10000, why)) == NULL)
+            return -1;
+        r->authd_path = xstrdup(path);
+    }
+    memset(&u, 0, sizeof(u));
+    rc = auth_client_lookup(r->authd, user, "smtp", &u, why);
+    if (rc == 1)
+        auth_client_user_clear(&u);
+    return rc;
+}
+
 static const char *const restrict_list_params[RESTRICT_NLISTS] = {
     "smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
     "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_data_restrictions",
@@ -281,9 +334,13 @@ struct restrictions *restrict_new(struct dns *dns, struct strbuf *why)
         || (r->valias_domains = restrict_domains_new(var_virtual_alias_domains, false, why)) == NULL
         || (r->vmailbox_domains = restrict_domains_new(var_virtual_mailbox_domains, false, why)) == NULL)
         goto fail;
-    if ((r->local_rcpt_maps = maps_open(var_local_recipient_maps, 0, why)) == NULL
+    if ((r->local_rcpt_maps = restrict_rcpt_maps_open("local_recipient_maps",
+                                                      var_local_recipient_maps,
+                                                      &r->local_authd, why)) == NULL
         || (r->valias_maps = maps_open(var_virtual_alias_maps, 0, why)) == NULL
-        || (r->vmailbox_maps = maps_open(var_virtual_mailbox_maps, 0, why)) == NULL
+        || (r->vmailbox_maps = restrict_rcpt_maps_open("virtual_mailbox_maps",
+                                                       var_virtual_mailbox_maps,
+                                                       &r->vmailbox_authd, why)) == NULL
         || (r->relay_rcpt_maps = maps_open(var_relay_recipient_maps, 0, why)) == NULL
         || (r->login_maps = maps_open(var_smtpd_sender_login_maps, 0, why)) == NULL)
         goto fail;
@@ -317,6 +374,10 @@ void restrict_free(struct restrictions **rp)
     maps_close(&r->vmailbox_maps);
     maps_close(&r->relay_rcpt_maps);
     maps_close(&r->login_maps);
+    free(r->local_authd);
+    free(r->vmailbox_authd);
+    auth_client_close(&r->authd);
+    free(r->authd_path);
     free(r);
     *rp = NULL;
 }

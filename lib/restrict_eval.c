@@ -216,6 +216,43 @@ static int rx_auth_destination(struct restrictions *r, const char *rcpt, struct 
     return rc;
 }
 
+/* Ask authd's userdb for a recipient: the address, then (for local
+ * domains) the bare local part, each without its extension.  Returns a
+ * MAP_* result. */
+static int rx_authd_user(struct restrictions *r, const char *path, const char *addr,
+                         const char *local, const char *delim, struct strbuf *why)
+{
+    const char *keys[2] = {addr, local};
+    int rc = MAP_NOTFOUND;
+
+    for (int i = 0; i < 2 && rc == MAP_NOTFOUND; i++) {
+        char *key;
+        size_t cut;
+
+        if (keys[i] == NULL || *keys[i] == 0)
+            continue;
+        key = xstrdup(keys[i]);
+        /* user+ext@domain -> user@domain: authd knows mailboxes only. */
+        if (delim && *delim && (cut = strcspn(key + 1, delim) + 1) < strcspn(key, "@")) {
+            size_t at = strcspn(key, "@");
+
+            memmove(key + cut, key + at, strlen(key + at) + 1);
+        }
+        switch (restrict_authd_lookup(r, path, key, why)) {
+        case 1:
+            rc = MAP_FOUND;
+            break;
+        case 0:
+            break;
+        default:
+            rc = MAP_ERROR;
+            break;
+        }
+        free(key);
+    }
+    return rc;
+}
+
 int restrict_unlisted(struct restrict_eval *e, const char *addr, bool sender)
 {
     struct restrictions *r = e->r;
@@ -245,7 +282,7 @@ int restrict_unlisted(struct restrict_eval *e, const char *addr, bool sender)
     }
     switch (cls) {
     case RESTRICT_CLASS_LOCAL:
-        if (maps_count(r->local_rcpt_maps) == 0)
+        if (maps_count(r->local_rcpt_maps) == 0 && r->local_authd == NULL)
             goto done;
         /* A bare "postmaster" has no domain: look its local part up. */
         rc = maps_lookup_addr(r->local_rcpt_maps, strbuf_len(domain) ? addr : strbuf_str(local),
@@ -253,6 +290,8 @@ int restrict_unlisted(struct restrict_eval *e, const char *addr, bool sender)
         if (rc == MAP_NOTFOUND && strbuf_len(domain))
             rc = maps_lookup_addr(r->local_rcpt_maps, strbuf_str(local), delim,
                                   MAPS_ADDR_LOCALPART, val, NULL, why);
+        if (rc == MAP_NOTFOUND && r->local_authd)
+            rc = rx_authd_user(r, r->local_authd, addr, strbuf_str(local), delim, why);
         table = "local recipient table";
         break;
     case RESTRICT_CLASS_VALIAS:
@@ -262,6 +301,8 @@ int restrict_unlisted(struct restrict_eval *e, const char *addr, bool sender)
         break;
     case RESTRICT_CLASS_VMAILBOX:
         rc = maps_lookup_addr(r->vmailbox_maps, addr, delim, 0, val, NULL, why);
+        if (rc == MAP_NOTFOUND && r->vmailbox_authd)
+            rc = rx_authd_user(r, r->vmailbox_authd, addr, NULL, delim, why);
         table = "virtual mailbox table";
         code = var_unknown_virtual_mailbox_reject_code;
         break;

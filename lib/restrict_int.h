@@ -5,6 +5,7 @@
 #ifndef FACTEUR_RESTRICT_INT_H
 #define FACTEUR_RESTRICT_INT_H
 
+#include "auth_client.h"
 #include "cidr.h"
 #include "maps.h"
 #include "restrict.h"
@@ -62,6 +63,12 @@ struct restrictions {
     struct maps *local_rcpt_maps, *valias_maps, *vmailbox_maps, *relay_rcpt_maps, *login_maps;
     struct dns *dns;
     bool delay_reject;
+    /* "authd:PATH" entries of local_recipient_maps / virtual_mailbox_maps:
+     * authd's userdb answers for those recipients (NULL: none).  The
+     * connection is made at the first lookup (after chroot). */
+    char *local_authd, *vmailbox_authd;
+    struct auth_client *authd;
+    char *authd_path;           /* what authd is connected to */
 };
 
 /* Evaluation results of one restriction or list. */
@@ -83,6 +90,8 @@ struct restrict_list *restrict_list_parse(struct restrictions *r, const char *na
 void restrict_list_free(struct restrict_list **lp);
 int restrict_eval_list(struct restrict_eval *e, const struct restrict_list *l, int which,
                        int depth);
+int restrict_authd_lookup(struct restrictions *r, const char *path, const char *user,
+                          struct strbuf *why);
 int restrict_unlisted(struct restrict_eval *e, const char *addr, bool sender);
 void restrict_log_action(const char *action, enum restrict_stage stage,
                          const struct restrict_ctx *ctx, const char *reply,

@@ -268,3 +268,23 @@ def test_open_relay_config_refused(instance):
             got, text = None, ""
         assert got != 250, text
     instance.wait_for_log(r"specify at least one working instance of: reject_unauth_destination")
+
+
+def test_unlisted_recipients_via_authd(instance, unbound):
+    """local_recipient_maps may name authd: its userdb decides who exists."""
+    params = dict(BASE, smtp_dns_resolver_address=unbound.address)
+    params["local_recipient_maps"] = "authd:private/auth inline:{ postmaster=1 }"
+    port = start_smtpd(instance, params, auth=True)["smtp"]
+    local, domain = USER.split("@")
+    cases = [
+        (USER, 250, None),
+        ("%s+tag@%s" % (local, domain), 250, None),
+        ("postmaster@example.test", 250, None),
+        ("nobody@example.test", 550, r"5\.1\.1 <nobody@example\.test>: Recipient address "
+                                     r"rejected: User unknown in local recipient table"),
+    ]
+    for to, code, pattern in cases:
+        got, text = rcpt(port, to)
+        assert got == code, (to, text)
+        if pattern:
+            assert re.search(pattern, text), (to, text)

@@ -401,6 +401,8 @@ static const struct config_error_case config_errors[] = {
     {"smtpd_restriction_classes = undefinedclass\n", "no definition"},
     {"mynetworks = 192.0.2.1/24\n", "perhaps you should use \"192.0.2.0/24\""},
     {"mynetworks = mail.example.org\n", "parameter mynetworks"},
+    {"local_recipient_maps = authd:\n", "one authd:socket_path entry at most"},
+    {"virtual_mailbox_maps = authd:/a authd:/b\n", "one authd:socket_path entry at most"},
 };
 
 static void test_config_errors(void **state)
@@ -431,6 +433,26 @@ static void test_config_errors(void **state)
         assert_non_null(r);
         assert_int_equal(restrict_check(r, RESTRICT_RCPT, &ctx, reply), RESTRICT_DEFER);
         assert_string_equal(strbuf_str(reply), "451 4.3.5 Server configuration error");
+        restrict_free(&r);
+        strbuf_free(&reply);
+    }
+    /* An authd entry is asked only for recipients the tables lack; when
+     * authd cannot be reached the answer is 4xx, never "unknown". */
+    strbuf_printf(text, "%slocal_recipient_maps = authd:/nonexistent/auth inline:{ alice=1 }\n",
+                  main_cf);
+    {
+        struct restrictions *r = load(strbuf_str(text), f->dns, why);
+        struct strbuf *reply = strbuf_new(64);
+        struct restrict_ctx ctx = {.client_name = "client.example", .client_addr = "198.51.100.7",
+                                   .helo = "client.example", .sender = "x@known.example",
+                                   .recipient = "alice@local.example"};
+
+        assert_non_null(r);
+        assert_int_equal(restrict_check(r, RESTRICT_RCPT, &ctx, reply), RESTRICT_OK);
+        ctx.recipient = "nobody+x@local.example";
+        assert_int_equal(restrict_check(r, RESTRICT_RCPT, &ctx, reply), RESTRICT_DEFER);
+        assert_string_equal(strbuf_str(reply),
+                            "451 4.3.0 <nobody+x@local.example>: Temporary lookup failure");
         restrict_free(&r);
         strbuf_free(&reply);
     }
