@@ -51,7 +51,7 @@ def unbound():
     u.stop()
 
 
-def start_agent(make_instance, unbound, params=None, service="smtp"):
+def start_agent(make_instance, unbound, params=None, service="smtp", chroot="n"):
     require_daemon("master", "smtp")
     inst = make_instance()
     p = {"smtp_dns_resolver_address": unbound.address if unbound else "",
@@ -59,7 +59,7 @@ def start_agent(make_instance, unbound, params=None, service="smtp"):
     p.update(params or {})
     if os.environ.get("ASAN_OPTIONS"):
         p["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
-    inst.configure(p, [fh.service_line(service, "unix", "smtp")])
+    inst.configure(p, [fh.service_line(service, "unix", "smtp", chroot=chroot)])
     inst.start()
     return inst
 
@@ -101,6 +101,19 @@ def test_mx_delivery_to_smtp_sink(make_instance, unbound, sink, sink_port):
     # lone CR became a line end (never a bare CR on the wire).
     assert b"\n.a line that starts with a dot\n..two dots\n" in dump
     assert b"bare\ncarriage return\nend\n" in dump
+
+
+def test_chrooted_agent_resolves_and_delivers(make_instance, unbound, sink, sink_port):
+    """As master.cf ships it (chroot y): DNS, TLS and maps are set up
+    before the chroot, so MX lookups still work inside it (as root the
+    chroot is real; as a normal user master skips it)."""
+    inst = start_agent(make_instance, unbound, {"smtp_tls_security_level": "may"},
+                       chroot="y")
+    qid, reply = deliver(inst, "fallback.example:%d" % sink_port, ["rcpt@fallback.example"])
+    assert reply_statuses(reply)[0][0] == 0, reply
+    if fh.is_root():
+        pid = inst.wait_service_pid("smtp")
+        assert os.readlink("/proc/%d/root" % pid) == inst.queue
 
 
 def test_4xx_defers(make_instance, unbound, tmp_path, sink_port):
