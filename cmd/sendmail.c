@@ -363,7 +363,7 @@ static int send_message(struct envelope *env, bool extract, bool dots, unsigned 
     char *line = NULL;
     size_t cap = 0, len;
     bool first = true, in_header = true, more = true, have_line = false;
-    int status;
+    int status = EX_OK;
 
     /* The header section is held until it ends, so -t recipients go out
      * with the envelope, before the content. */
@@ -386,11 +386,13 @@ static int send_message(struct envelope *env, bool extract, bool dots, unsigned 
         }
         if (rc != HEADER_IN && extract) {
             log_error("message header too long: cannot extract recipients");
-            return EX_DATAERR;
+            status = EX_DATAERR;
+            goto out;
         }
         if (strbuf_len(headers) + len + 1 > HEADER_BUFFER_MAX) {
             log_error("message header too long");
-            return EX_DATAERR;
+            status = EX_DATAERR;
+            goto out;
         }
         strbuf_appendn(headers, line, len);
         strbuf_appendc(headers, '\n');
@@ -399,10 +401,10 @@ static int send_message(struct envelope *env, bool extract, bool dots, unsigned 
     }
     if (in_header)
         header_parser_finish(hp, extract ? header_rcpts : NULL, &hc);
-    header_parser_free(&hp);
     if (hc.bad) {
         log_error("bad address syntax in a recipient header");
-        return EX_DATAERR;
+        status = EX_DATAERR;
+        goto out;
     }
     /* RFC 5322 3.6.6: resent messages go to the Resent- recipients. */
     for (size_t i = 0; i < resent.nrcpt; i++) {
@@ -413,10 +415,13 @@ static int send_message(struct envelope *env, bool extract, bool dots, unsigned 
     if (env->nrcpt == 0) {
         log_error(extract ? "No recipient addresses found in message header"
                           : "no recipients specified");
-        return EX_USAGE;
+        status = EX_USAGE;
+        goto out;
     }
-    if (drop_open(&d, env) < 0)
-        return EX_UNAVAILABLE;
+    if (drop_open(&d, env) < 0) {
+        status = EX_UNAVAILABLE;
+        goto out;
+    }
     if (strbuf_len(headers) > 0) {
         strbuf_appendn(d.buf, strbuf_str(headers), strbuf_len(headers));
         drop_line(&d, "", 0);
@@ -429,10 +434,12 @@ static int send_message(struct envelope *env, bool extract, bool dots, unsigned 
             break;
         drop_line(&d, line, len);
     }
-    free(line);
     status = drop_close(&d, qid);
     if (status != 0)
         log_error("message not queued: facteur-drop exit status %d", status);
+out:
+    free(line);
+    header_parser_free(&hp);
     strbuf_free(&headers);
     strbuf_free(&qid);
     for (size_t i = 0; i < resent.nrcpt; i++)
@@ -751,27 +758,30 @@ int main(int argc, char **argv)
     struct passwd *pw = getpwuid(getuid());
     char *login = pw != NULL ? xstrdup(pw->pw_name) : xasprintf("uid%lu", (unsigned long)getuid());
 
-    if (mode == 's')
-        return smtp_session(login);
+    int status;
 
+    if (mode == 's') {
+        status = smtp_session(login);
+        goto done;
+    }
     env.sender = from != NULL ? strip_brackets(from) : xstrdup(login);
     if (full_name == NULL)
         full_name = getenv("NAME");
-    if (full_name == NULL && pw != NULL && pw->pw_gecos != NULL && *pw->pw_gecos != '\0')
-        full_name = xstrndup(pw->pw_gecos, strcspn(pw->pw_gecos, ","));
-    env.full_name = full_name != NULL ? xstrdup(full_name) : NULL;
+    if (full_name != NULL)
+        env.full_name = xstrdup(full_name);
+    else if (pw != NULL && pw->pw_gecos != NULL && *pw->pw_gecos != '\0')
+        env.full_name = xstrndup(pw->pw_gecos, strcspn(pw->pw_gecos, ","));
     for (; i < argc; i++) {
         struct addr_ctx a = {&env, notify};
 
         if (header_addr_list(argv[i], strlen(argv[i]), QFILE_RCPT_MAX, add_addr, &a) < 0) {
             log_error("bad recipient address: %s", argv[i]);
-            return EX_USAGE;
+            status = EX_USAGE;
+            goto done;
         }
     }
-    if (notify != 0 && env.nrcpt == 0 && !extract)
-        usage();
-    int status = send_message(&env, extract, dots, notify);
-
+    status = send_message(&env, extract, dots, notify);
+done:
     free(login);
     envelope_reset(&env);
     free(env.full_name);

@@ -298,7 +298,8 @@ static void pickup_scan(void)
         names[n++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i < n; i++) {
         if (pickup_file(names[i], why) == PICKUP_DONE)
             queued++;

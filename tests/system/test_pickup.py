@@ -19,6 +19,14 @@ from facteur_harness import wait_until
 from test_sendmail import queue_files, read_qfile, sendmail, start, wait_queued
 
 
+@pytest.fixture(autouse=True)
+def pickup_never_dies(instance):
+    """Whatever a test feeds it, pickup must not exit abnormally."""
+    yield
+    bad = instance.log_lines(r"pickup pid \d+ (exit status|killed)")
+    assert not bad, [m.group(0) for m in bad]
+
+
 def drop_one(inst, text, args=("a@example.org",)):
     r = sendmail(inst, list(args), text)
     assert r.returncode == 0, r.stderr
@@ -45,26 +53,34 @@ def test_garbage_goes_to_corrupt(instance):
     drop_one(instance, "Subject: good\n\nx\n")
     name, q = wait_queued(instance, [])
     garbage = {
-        "1AbCdEf0000zz": b"\x00\x01 this is not a queue file\n" * 10,
-        "1AbCdEf0001zz": b"V\x00\x00\x00\x0ffacteur-queue 1T\x00\x00\x00\x0c\x00",
+        "1AbCdE0000Azz": b"\x00\x01 this is not a queue file\n" * 10,
+        "1AbCdE0001Azz": b"V\x00\x00\x00\x0ffacteur-queue 1T\x00\x00\x00\x0c\x00",
         "not-a-queue-id.txt": b"stray\n",
     }
     for fname, data in garbage.items():
         with open(os.path.join(maildrop, fname), "wb") as f:
             f.write(data)
-    os.symlink("/etc/passwd", os.path.join(maildrop, "1AbCdEf0002zz"))
+    os.symlink("/etc/passwd", os.path.join(maildrop, "1AbCdE0002Azz"))
     mark = instance.log_mark()
     drop_one(instance, "Subject: second\n\ny\n")
     name2, q2 = wait_queued(instance, [name])
     assert "Subject: second" in q2["text"]
-    for fname in list(garbage) + ["1AbCdEf0002zz"]:
+    for fname in list(garbage) + ["1AbCdE0002Azz"]:
         instance.wait_for_log(r"warning: maildrop/%s: corrupt file" % fname.replace(".", r"\."),
                               since=mark)
     corrupt = sorted(os.listdir(os.path.join(instance.queue, "corrupt")))
-    assert corrupt == sorted(list(garbage) + ["1AbCdEf0002zz"])
+    assert corrupt == sorted(list(garbage) + ["1AbCdE0002Azz"])
     assert queue_files(instance, "maildrop") == []
-    # The same pickup process is still there.
+    # The queue-ID names were parsed and refused by the queue file reader,
+    # the stray name never was.
+    for fname in ("1AbCdE0000Azz", "1AbCdE0001Azz"):
+        m = instance.wait_for_log(r"maildrop/%s: corrupt file \((.*)\)" % fname, since=mark)
+        assert "unexpected file name" not in m.group(1)
+    instance.wait_for_log(r"maildrop/not-a-queue-id\.txt: corrupt file \(unexpected file name",
+                          since=mark)
+    # pickup never died on any of it.
     assert len(instance.service_pids("pickup")) == 1
+    assert not instance.log_lines(r"pickup pid \d+ exit status")
 
 
 CHECKS = ("/^Subject:.*forbidden/ REJECT 5.7.1 no forbidden things here\n"
