@@ -418,8 +418,10 @@ int lmtpd_rcpt_resolve(const char *addr, const char *local, const char *domain,
         goto out;
     }
     if (rc == 0) {
-        strbuf_printf(why, "<%s>", addr);
-        reply_set(reply_r, SMTP_R_USER_UNKNOWN, strbuf_str(why));
+        /* Postfix's shape ("CODE ESC <addr>: text"), which pflogsumm reads. */
+        const struct smtp_reply_desc *rd = smtp_reply_get(SMTP_R_USER_UNKNOWN);
+
+        strbuf_printf(reply_r, "%d %s <%s>: %s", rd->code, rd->esc, addr, rd->text);
         ret = 1;
         goto out;
     }
