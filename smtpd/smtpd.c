@@ -142,7 +142,9 @@ int smtpd_read_line(struct smtpd_session *s, struct strbuf *line, size_t max,
     int r;
 
     *st_r = SMTP_LINE_CRLF;
-    if (smtpd_flush(s) < 0) {
+    /* PIPELINING: replies wait while the client has sent more; they go
+     * out when we would wait for the client. */
+    if (stream_pending(s->client) == 0 && smtpd_flush(s) < 0) {
         smtpd_lost(s, s->where);
         return 0;
     }
@@ -406,7 +408,7 @@ static struct cidr_list *smtpd_cidr(const char *name, const char *value)
 static void smtpd_tls_setup(void)
 {
     struct tls_server_opts o = { 0 };
-    struct strbuf *why = strbuf_new(128);
+    struct strbuf *why;
     const char *level = var_smtpd_tls_security_level ? var_smtpd_tls_security_level : "";
 
     if (strcmp(level, "") == 0 || strcmp(level, "none") == 0)
@@ -425,12 +427,12 @@ static void smtpd_tls_setup(void)
             log_warn("smtpd_tls_security_level = may without smtpd_tls_cert_file: "
                      "TLS is not offered");
             smtpd_g.tls_level = 0;
-            strbuf_free(&why);
             return;
         }
         log_fatal("TLS is required (%s) but smtpd_tls_cert_file is empty",
                   smtpd_g.wrapper ? "smtpd_tls_wrappermode" : "smtpd_tls_security_level");
     }
+    why = strbuf_new(128);
     o.cert_file = var_smtpd_tls_cert_file;
     o.key_file = var_smtpd_tls_key_file && *var_smtpd_tls_key_file ? var_smtpd_tls_key_file
                                                                     : var_smtpd_tls_cert_file;
@@ -457,6 +459,7 @@ static void smtpd_pre_jail(void)
     if (chdir(var_queue_directory) < 0)
         log_fatal("chdir %s: %m", var_queue_directory);
     smtpd_g.queue_dir = ".";
+    smtpd_peer_prepare();
     smtpd_tls_setup();
     if (strcmp(nl, "reject") == 0)
         smtpd_g.bare_nl = SMTPD_BARE_NL_REJECT;

@@ -145,7 +145,8 @@ void smtpd_log_reject(struct smtpd_session *s, const char *cmd, const char *repl
                       const char *rcpt);
 /* "ESMTPSA" and friends for this session. */
 const char *smtpd_protocol(const struct smtpd_session *s);
-/* Flush replies, then read one command/response line of at most max bytes
+/* Flush replies unless more input is buffered (PIPELINING), then read one
+ * command/response line of at most max bytes
  * within smtpd_timeout into line, its terminator removed; *st_r says how
  * it ended (smtp_line_check).  Returns 1 for a line, 2 for a line that was
  * too long (skipped; line is empty; the caller replies), or 0 when the
@@ -195,6 +196,9 @@ const char *smtpd_xforward_announce(const struct smtpd_session *s);
 void smtpd_xforward_reset(struct smtpd_session *s);
 
 /* smtpd_peer.c */
+/* Before the jail: load the resolver and NSS modules, which a chrooted
+ * process could no longer find. */
+void smtpd_peer_prepare(void);
 /* Fill name, addr, port, laddr, lport, namaddr from the socket. */
 void smtpd_peer_init(struct smtpd_session *s);
 /* Rebuild namaddr after the name or address changed. */

@@ -81,6 +81,25 @@ static void peer_lookup_name(struct smtpd_session *s, const struct sockaddr_stor
         log_warn("hostname %s does not resolve to address %s", host, s->addr);
 }
 
+void smtpd_peer_prepare(void)
+{
+    struct sockaddr_in sin;
+    char host[NI_MAXHOST];
+    struct addrinfo hints, *res = NULL;
+
+    if (!var_smtpd_peername_lookup)
+        return;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    (void)getnameinfo((struct sockaddr *)&sin, sizeof(sin), host, sizeof(host), NULL, 0,
+                      NI_NAMEREQD);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo("localhost", NULL, &hints, &res) == 0)
+        freeaddrinfo(res);
+}
+
 void smtpd_peer_namaddr(struct smtpd_session *s)
 {
     strbuf_printf(s->namaddr, "%s[%s]", s->name, s->addr[0] ? s->addr : "unknown");

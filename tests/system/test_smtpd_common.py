@@ -95,6 +95,9 @@ def start_smtpd(inst, params=None, tls=False, auth=False, submission=False, smtp
             "-o", "syslog_name=facteur/smtps", "-o", "smtpd_tls_wrappermode=yes",
             "-o", "smtpd_sasl_auth_enable=yes",
             "-o", "smtpd_relay_restrictions=permit_sasl_authenticated,reject", private="n"))
+    if os.environ.get("ASAN_OPTIONS"):
+        # Sanitizer builds: let the daemons' sanitizer report where we look.
+        merged["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
     merged.update(params or {})
     inst.configure(params=merged, services=services)
     inst.start()

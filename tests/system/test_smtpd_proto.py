@@ -216,3 +216,13 @@ def test_received_for_one_recipient_only(instance):
     assert "for <" not in m.header("Received")
     assert queue_names(instance) == [m.qid]
     assert len(queue_messages(instance)) == 1
+
+
+def test_client_name_forward_confirmed(instance):
+    ports = start_smtpd(instance, params={"smtpd_peername_lookup": "yes",
+                                          "smtpd_client_port_logging": "yes"})
+    send_simple(ports["smtp"])
+    (m,) = wait_messages(instance, 1)
+    # /etc/hosts maps 127.0.0.1 to localhost and back.
+    assert m.header("Received").startswith("from client.test (localhost [127.0.0.1])")
+    instance.wait_for_log(r"connect from localhost\[127\.0\.0\.1\]:\d+$")
