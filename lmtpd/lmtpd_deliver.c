@@ -510,6 +510,37 @@ int lmtpd_rcpt_quota(struct lmtpd_rcpt *r, uint64_t size, struct strbuf *reply_r
 
 /* ---- delivery ---------------------------------------------------- */
 
+/* True if the message's header block already has "Delivered-To: addr":
+ * the mail came back round a forwarding loop (Postfix local(8) refuses it
+ * the same way).  Only the header, up to the first empty line, is read. */
+static bool header_has_delivered_to(const char *data, size_t len, const char *addr)
+{
+    size_t alen = strlen(addr);
+    const char *p = data, *end = data + len;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        size_t n = (size_t)(eol - p);
+
+        if (n == 0 || (n == 1 && *p == '\r'))
+            break;
+        if (n > 13 && strncasecmp(p, "Delivered-To:", 13) == 0) {
+            const char *v = p + 13;
+
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
+                ve--;
+            if ((size_t)(ve - v) == alen && strncasecmp(v, addr, alen) == 0)
+                return true;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return false;
+}
+
 /* Write the message into r's mailbox (as its owner), link it into new/,
  * not yet synced.  Sets r->status / r->reply on failure; returns 0 when
  * the file is linked (or was there already), -1 otherwise. */
@@ -524,6 +555,11 @@ static int deliver_one(const struct lmtpd_msg *m, struct lmtpd_rcpt *r, struct s
     int rc;
 
     strbuf_reset(why);
+    if (header_has_delivered_to(m->data, m->len, r->addr)) {
+        r->status = 5;
+        strbuf_printf(r->reply, "554 5.4.6 <%s>: mail forwarding loop", r->addr);
+        return -1;
+    }
     strbuf_printf(hdr, "Return-Path: <%s>\nDelivered-To: %s\n", m->sender, r->addr);
     size = strbuf_len(hdr) + m->len;
     if (priv_enter(r, why) < 0) {

@@ -567,3 +567,21 @@ def test_long_line_pipelined_with_next_command(instance):
     d.expect(r"^500 5\.5\.0")
     d.expect(r"^250 ")
     d.close()
+
+
+def test_delivered_to_loop_is_refused(instance):
+    lm = Lmtp(instance)
+    c = lm.client()
+    looped = ("Delivered-To: bob@example.test\r\nDelivered-To:  ALICE@example.test \r\n"
+              + msg())
+    # Only the header counts: the same line in the body is content.
+    body_only = msg(body="Delivered-To: bob@%s\r\n" % DOMAIN)
+    replies = lmtp_send(c, "s@example.org", ["alice@" + DOMAIN, "bob@" + DOMAIN], looped)
+    assert replies["alice@" + DOMAIN][0] == 554, replies
+    assert replies["alice@" + DOMAIN][1].startswith(b"5.4.6"), replies
+    assert replies["bob@" + DOMAIN][0] == 554, replies
+    replies = lmtp_send(c, "s@example.org", ["bob@" + DOMAIN], body_only)
+    assert replies["bob@" + DOMAIN][0] == 250, replies
+    c.quit()
+    assert lm.files("alice") == [] and len(lm.files("bob")) == 1
+    instance.wait_for_log(r"to=<alice@example\.test>, .*dsn=5\.4\.6, status=bounced")
