@@ -7,7 +7,10 @@ same lib/dns code smtpd and smtp use, and the tests check MX order and
 randomisation among equal preferences, null MX, NXDOMAIN and no data
 (exit 1), A/AAAA/TXT/TLSA/PTR answers, the DNSBL-style reversed-address
 A record reject_rbl_client looks up, and a temporary failure (exit 2)
-when the resolver is down.
+when the resolver is down.  A second unbound serves a zone signed with
+ldns-signzone (one record tampered with after signing) as an auth-zone:
+with that zone's DS as trust anchor, answers are "secure" (the bit DANE
+needs) and the tampered record is a temporary failure, never an answer.
 
 LocalUnbound is imported by test_smtpd_restrictions.py as well.
 """
@@ -245,3 +248,129 @@ def test_resolver_from_main_cf(unbound):
 def test_usage_errors(unbound, confdir, args):
     r = dns(confdir, unbound.address, *args)
     assert r.returncode == 3, (r.stdout, r.stderr)
+
+
+SIGNED_ZONE = """$ORIGIN secure.example.
+$TTL 300
+@ IN SOA ns.secure.example. admin.secure.example. 1 3600 600 86400 300
+@ IN NS ns.secure.example.
+ns IN A 127.0.0.53
+mx IN A 127.0.0.20
+bad IN A 127.0.0.30
+@ IN MX 10 mx.secure.example.
+_25._tcp.mx IN TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+"""
+
+
+class SignedUnbound:
+    """unbound serving secure.example (signed) as an auth-zone; it never
+    sends a query anywhere (do-not-query-address covers everything)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="facteur-dnssec-")
+        os.chmod(self.dir, 0o755)
+        self.proc = None
+        zone = os.path.join(self.dir, "zone")
+        with open(zone, "w") as f:
+            f.write(SIGNED_ZONE)
+        key = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "secure.example"],
+                             cwd=self.dir, capture_output=True, text=True, timeout=60,
+                             check=True).stdout.strip()
+        subprocess.run(["ldns-signzone", "-n", zone, key], cwd=self.dir, check=True,
+                       capture_output=True, timeout=60)
+        self.anchor = os.path.join(self.dir, key + ".ds")
+        signed = os.path.join(self.dir, "zone.signed")
+        with open(signed) as f:
+            text = f.read()
+        # Tamper with one signed record: its RRSIG no longer matches.
+        assert "\t127.0.0.30" in text
+        with open(signed, "w") as f:
+            f.write(text.replace("\t127.0.0.30", "\t127.0.0.31"))
+        self.port = free_udp_tcp_port()
+        self.address = "127.0.0.1@%d" % self.port
+        conf = os.path.join(self.dir, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "server:",
+                "    interface: 127.0.0.1@%d" % self.port,
+                "    port: %d" % self.port,
+                "    do-daemonize: no",
+                '    username: ""',
+                '    chroot: ""',
+                '    directory: "%s"' % self.dir,
+                '    pidfile: ""',
+                "    use-syslog: no",
+                '    logfile: ""',
+                "    do-ip6: no",
+                "    num-threads: 1",
+                "    access-control: 127.0.0.0/8 allow",
+                "    do-not-query-address: 0.0.0.0/0",
+                "    do-not-query-address: ::/0",
+                "auth-zone:",
+                '    name: "secure.example."',
+                '    zonefile: "%s"' % signed,
+                "    for-upstream: yes",
+                "    for-downstream: yes",
+                "    fallback-enabled: no",
+                "remote-control:",
+                "    control-enable: no",
+                ""]))
+        self.log = open(os.path.join(self.dir, "unbound.log"), "w")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            fh.wait_until(lambda: self.proc.poll() is not None or fh.tcp_listening(self.port),
+                          10, "unbound to listen on %d" % self.port)
+            assert self.proc.poll() is None, "unbound exited"
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc:
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def signed():
+    for tool in ("ldns-keygen", "ldns-signzone"):
+        if shutil.which(tool) is None:
+            pytest.fail("%s is not installed (ldnsutils)" % tool, pytrace=False)
+    u = SignedUnbound()
+    yield u
+    u.stop()
+
+
+def test_dnssec_secure(signed, confdir):
+    r = dns(confdir, signed.address, "-T", signed.anchor, "tlsa", "_25._tcp.mx.secure.example")
+    assert r.returncode == 0, r.stderr
+    assert ";; secure" in r.stdout.splitlines()
+    assert lines(r.stdout) == [
+        "TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+    r = dns(confdir, signed.address, "-T", signed.anchor, "mx", "secure.example")
+    assert r.returncode == 0, r.stderr
+    assert ";; secure" in r.stdout.splitlines()
+
+
+def test_dnssec_bogus_is_temporary(signed, confdir):
+    r = dns(confdir, signed.address, "-T", signed.anchor, "a", "bad.secure.example")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "DNSSEC validation failed" in r.stderr
+    assert lines(r.stdout) == []
+
+
+def test_dnssec_not_validated_without_anchor(signed, confdir):
+    r = dns(confdir, signed.address, "tlsa", "_25._tcp.mx.secure.example")
+    assert r.returncode == 0, r.stderr
+    assert "secure" not in r.stdout
+    r = dns(confdir, signed.address, "a", "bad.secure.example")
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == ["A 127.0.0.31"]
