@@ -250,7 +250,8 @@ int cleanup_add_rcpt(struct cleanup *c, const char *addr, const char *orcpt, uns
     }
     full = local_qualify(c, addr);
     rc = add_rcpt(c, full, orcpt, notify);
-    if (rc == 0 && !(c->flags & CLEANUP_FL_NOBCC) && c->rcpt_bcc_n < CLEANUP_BCC_LOOKUPS_MAX) {
+    if (rc == 0 && !(c->flags & CLEANUP_FL_NOBCC) && maps_count(rcpt_bcc) > 0 &&
+        c->rcpt_bcc_n < CLEANUP_BCC_LOOKUPS_MAX) {
         /* recipient_bcc_maps are looked up now, added at the first line. */
         c->rcpt_bcc = xreallocarray(c->rcpt_bcc, c->rcpt_bcc_n + 1, sizeof(char *));
         c->rcpt_bcc[c->rcpt_bcc_n++] = xstrdup(full);

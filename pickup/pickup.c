@@ -212,7 +212,8 @@ static enum pickup_result pickup_file(const char *name, struct strbuf *why)
         goto out;
     }
     snprintf(uid, sizeof(uid), "%lu", (unsigned long)st.st_uid);
-    struct cleanup_received r = {.userid = uid, .protocol = "local"};
+    /* No protocol or client: log lines say "from local" as Postfix's. */
+    struct cleanup_received r = {.userid = uid};
 
     cleanup_set_time(c, &env->arrival);
     cleanup_set_attr(c, QFILE_ATTR_ORIGIN, "pickup");
