@@ -28,6 +28,8 @@
 #define LMTPD_ERROR_LIMIT 20
 /* Message bound when message_size_limit is 0 ("no limit"): memory holds it. */
 #define LMTPD_MSG_HARD_MAX ((uint64_t)1 << 30)
+/* Slowest data rate (bytes/s) that extends the DATA/BDAT deadline. */
+#define LMTPD_MIN_DATA_RATE 500
 /* Longest message line kept in one piece by the data decoder. */
 #define LMTPD_DATA_LINE_MAX 65536
 

@@ -203,10 +203,14 @@ static int session_data_line(const char *line, size_t len, unsigned flags, void 
 }
 
 /* Feed input to the decoder until the message ends (or, for a BDAT
- * chunk, the chunk).  Bytes past the end stay in ss->in.
+ * chunk, the chunk), within lmtpd_timeout extended by LMTPD_MIN_DATA_RATE
+ * bytes per second, so a client trickling bytes cannot hold a process.  Bytes past the end stay in ss->in.
  * Returns 1 when reached, 0 at EOF, -1 on error. */
 static int session_feed(struct session *ss, bool chunk)
 {
+    int r = 0;
+
+    stream_set_deadline(ss->s, (int)(var_lmtpd_timeout * 1000), LMTPD_MIN_DATA_RATE);
     for (;;) {
         size_t used = 0;
         enum smtp_data_status st;
@@ -214,12 +218,16 @@ static int session_feed(struct session *ss, bool chunk)
         /* Fed even when empty: a zero-size BDAT chunk ends at once. */
         st = smtp_data_feed(ss->dec, strbuf_str(ss->in), strbuf_len(ss->in), &used);
         strbuf_consume(ss->in, used);
-        if (st == SMTP_DATA_END || (chunk && st == SMTP_DATA_CHUNK_DONE))
-            return 1;
-        int r = session_fill(ss);
-        if (r <= 0)
-            return r;
+        if (st == SMTP_DATA_END || (chunk && st == SMTP_DATA_CHUNK_DONE)) {
+            r = 1;
+            break;
+        }
+        if ((r = session_fill(ss)) <= 0)
+            break;
     }
+    if (r >= 0)
+        stream_set_deadline(ss->s, 0, 0);
+    return r;
 }
 
 /* After the data: deliver and send one reply per accepted recipient. */
@@ -493,6 +501,7 @@ static void cmd_bdat(struct session *ss, const struct smtp_cmd *cmd)
         /* RFC 3030: the chunk is read (and dropped) even when refused. */
         uint64_t left = size;
 
+        stream_set_deadline(ss->s, (int)(var_lmtpd_timeout * 1000), LMTPD_MIN_DATA_RATE);
         while (left > 0) {
             size_t take = strbuf_len(ss->in) < left ? strbuf_len(ss->in) : (size_t)left;
 
@@ -503,6 +512,7 @@ static void cmd_bdat(struct session *ss, const struct smtp_cmd *cmd)
                 return;
             }
         }
+        stream_set_deadline(ss->s, 0, 0);
         session_reply(ss, refuse_id, refuse);
         return;
     }

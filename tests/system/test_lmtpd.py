@@ -585,3 +585,40 @@ def test_delivered_to_loop_is_refused(instance):
     c.quit()
     assert lm.files("alice") == [] and len(lm.files("bob")) == 1
     instance.wait_for_log(r"to=<alice@example\.test>, .*dsn=5\.4\.6, status=bounced")
+
+
+def test_trickling_data_times_out(instance):
+    lm = Lmtp(instance, params={"lmtpd_timeout": "2s"})
+    d = lm.dialogue()
+    d.send("LHLO c")
+    d.expect_reply("250")
+    d.send("MAIL FROM:<s@example.org>")
+    d.expect(r"^250 ")
+    d.send("RCPT TO:<alice@%s>" % DOMAIN)
+    d.expect(r"^250 ")
+    d.send("DATA")
+    d.expect(r"^354 ")
+    # One byte every 0.2 s never reaches the minimum data rate: each read
+    # is quick, but the whole data phase must end near lmtpd_timeout.
+    start = time.monotonic()
+    closed = False
+    while time.monotonic() - start < 10:
+        try:
+            d.send_raw(b"x")
+        except OSError:
+            closed = True
+            break
+        time.sleep(0.2)
+        d.sock.settimeout(0.01)
+        try:
+            if d.sock.recv(4096) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = True
+            break
+    assert closed, "lmtpd kept a trickling client for 10s"
+    assert time.monotonic() - start < 6
+    assert lm.files("alice") == []
