@@ -115,8 +115,7 @@ static struct restrict_list *restrict_class_find(struct restrictions *r, const c
 }
 
 struct restrict_list *restrict_list_parse(struct restrictions *r, const char *name,
-                                          const char *value, bool open_tables,
-                                          struct strbuf *why)
+                                          const char *value, struct strbuf *why)
 {
     struct restrict_list *l = xcalloc(1, sizeof(*l));
     char **words = conf_list_split(value ? value : "");
@@ -149,14 +148,7 @@ struct restrict_list *restrict_list_parse(struct restrictions *r, const char *na
                     goto fail;
                 }
                 it.arg = xstrdup(words[++i]);
-                if (op->arg == RX_ARG_TABLE && open_tables
-                    && (it.map = map_open(it.arg, 0, why)) == NULL) {
-                    free(it.name);
-                    free(it.arg);
-                    goto fail;
-                }
-                if (op->arg == RX_ARG_TABLE && !open_tables && strchr(it.arg, ':') == NULL) {
-                    strbuf_printf(why, "%s: %s needs a type:table argument", name, op->name);
+                if (op->arg == RX_ARG_TABLE && (it.map = map_open(it.arg, 0, why)) == NULL) {
                     free(it.name);
                     free(it.arg);
                     goto fail;
@@ -298,7 +290,7 @@ struct restrictions *restrict_new(struct dns *dns, struct strbuf *why)
                           r->classes[i]->name);
             goto fail;
         }
-        if ((parsed = restrict_list_parse(r, r->classes[i]->name, value, true, why)) == NULL)
+        if ((parsed = restrict_list_parse(r, r->classes[i]->name, value, why)) == NULL)
             goto fail;
         /* Fill the placeholder in place: lists parsed later point to it. */
         r->classes[i]->items = parsed->items;
@@ -309,7 +301,7 @@ struct restrictions *restrict_new(struct dns *dns, struct strbuf *why)
     }
     for (int i = 0; i < RESTRICT_NLISTS; i++) {
         r->lists[i] = restrict_list_parse(r, restrict_list_params[i],
-                                          *restrict_list_vars[i], true, why);
+                                          *restrict_list_vars[i], why);
         if (r->lists[i] == NULL)
             goto fail;
     }

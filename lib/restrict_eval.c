@@ -390,7 +390,7 @@ static int rx_access_result(struct restrict_eval *e, const struct restrict_item 
                  it->name, it->arg, value);
         break;
     case RESTRICT_ACT_RESTRICTIONS:
-        nested = restrict_list_parse(e->r, it->arg, value, true, why);
+        nested = restrict_list_parse(e->r, it->arg, value, why);
         if (nested == NULL) {
             st = rx_tempfail(e, it->arg, strbuf_str(why));
             break;

@@ -85,8 +85,7 @@ struct restrict_eval {
 };
 
 struct restrict_list *restrict_list_parse(struct restrictions *r, const char *name,
-                                          const char *value, bool open_tables,
-                                          struct strbuf *why);
+                                          const char *value, struct strbuf *why);
 void restrict_list_free(struct restrict_list **lp);
 int restrict_eval_list(struct restrict_eval *e, const struct restrict_list *l, int which,
                        int depth);
