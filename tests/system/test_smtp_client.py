@@ -290,6 +290,28 @@ def test_size_limit_and_8bit_without_8bitmime_bounce(make_instance, unbound, sin
         peer.stop()
 
 
+def test_long_lines_folded_and_smtputf8_needed(make_instance, unbound, sink_port):
+    peer = FakePeer(port=sink_port, features=["PIPELINING", "8BITMIME"])
+    try:
+        inst = start_agent(make_instance, unbound)
+        long_body = b"Subject: long\n\n" + b"x" * 2500 + b"\n"
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["a@ok.example"],
+                           content=long_body)
+        assert reply_statuses(reply)[0][0] == 0, reply
+        lines = peer.messages[0]["data"].split(b"\r\n")
+        assert max(len(x) for x in lines) <= 998, [len(x) for x in lines]
+        assert b"".join(x.lstrip(b" ") for x in lines[2:]) == b"x" * 2500
+        assert not peer.bare_newline
+        # An SMTPUTF8 envelope with a non-ASCII address, to a server
+        # without SMTPUTF8: bounced before MAIL FROM (5.6.7).
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["j\u00f6rg@ok.example"],
+                           flags=0x01)
+        assert reply_statuses(reply)[0][:2] == (5, "5.6.7"), reply
+        assert len(peer.messages) == 1
+    finally:
+        peer.stop()
+
+
 def test_helo_fallback_without_esmtp(make_instance, unbound, tmp_path, sink_port):
     sink = SmtpSink(sink_port, str(tmp_path / "dump"), ["-e"])
     try:
