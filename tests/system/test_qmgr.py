@@ -156,6 +156,9 @@ def qmgr_instance(inst, params=None):
         "bounce_notice_recipient": "postmaster",
         "myorigin": "localhost",
     }
+    if os.environ.get("ASAN_OPTIONS") or os.environ.get("UBSAN_OPTIONS"):
+        # Sanitizer builds: let the reports reach qmgr.
+        p["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
     p.update(params or {})
     inst.configure(params=p, services=[fh.service_line("qmgr", "unix", "qmgr", private="n",
                                                        wakeup=60, maxproc=1)])
