@@ -455,6 +455,7 @@ static char **rx_access_keys(const struct restrict_eval *e, enum restrict_op op)
     default: {
         const char *addr = op == RX_CHECK_SENDER ? c->sender : c->recipient;
         const char *at;
+        size_t ext;
 
         if (addr == NULL)
             break;
@@ -462,12 +463,24 @@ static char **rx_access_keys(const struct restrict_eval *e, enum restrict_op op)
             keys[n++] = xstrdup(var_smtpd_null_access_lookup_key);
             break;
         }
+        /* access(5): user+ext@domain, user@domain, domain and its
+         * parents, user+ext@, user@ (the extension starts at the first
+         * recipient_delimiter character after the first byte). */
+        at = strrchr(addr, '@');
+        ext = var_recipient_delimiter && *var_recipient_delimiter && addr[0]
+                  ? strcspn(addr + 1, var_recipient_delimiter) + 1 : 0;
+        if (ext && ext >= (at ? (size_t)(at - addr) : strlen(addr)))
+            ext = 0;
         keys[n++] = xstrdup(addr);
-        if ((at = strrchr(addr, '@')) != NULL) {
+        if (ext)
+            keys[n++] = xasprintf("%.*s%s", (int)ext, addr, at ? at : "");
+        if (at != NULL) {
             keys[n++] = xstrdup(at + 1);
             for (p = strchr(at + 1, '.'); p && p[1] && n < 290; p = strchr(p + 1, '.'))
                 keys[n++] = xstrdup(p + 1);
             keys[n++] = xstrndup(addr, (size_t)(at - addr) + 1);
+            if (ext)
+                keys[n++] = xasprintf("%.*s@", (int)ext, addr);
         }
         break;
     }

@@ -192,6 +192,9 @@ static const struct check_case check_cases[] = {
     /* Recipient access table. */
     {"recipient REJECT text", RCPT, OUT, "x@known.example", "blocked@local.example", NULL, 0,
      RESTRICT_REJECT, "554 5.7.1 <blocked@local.example>: Recipient address rejected: go away"},
+    {"recipient REJECT, extension", RCPT, OUT, "x@known.example", "blocked+x@local.example",
+     NULL, 0, RESTRICT_REJECT,
+     "554 5.7.1 <blocked+x@local.example>: Recipient address rejected: go away"},
     {"recipient DEFER", RCPT, OUT, "x@known.example", "tmp@local.example", NULL, 0,
      RESTRICT_DEFER, "450 4.7.1 <tmp@local.example>: Recipient address rejected: Access denied"},
     {"recipient 550 with enhanced code", RCPT, OUT, "x@known.example", "coded@local.example",
