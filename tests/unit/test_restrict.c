@@ -356,11 +356,49 @@ static const struct check_case defer_cases[] = {
      "x@other.example", NULL, 0, RESTRICT_DEFER, "454 4.7.1 <x@other.example>: Relay access denied"},
 };
 
+static const char more_cf[] =
+    "smtpd_client_restrictions = reject_unknown_client_hostname\n"
+    "smtpd_helo_restrictions = check_helo_access inline:{ badhelo.example=REJECT },"
+    " reject_unknown_helo_hostname\n"
+    "smtpd_sender_restrictions = reject_unlisted_sender,"
+    " reject_authenticated_sender_login_mismatch\n"
+    "smtpd_relay_restrictions =\n"
+    "smtpd_recipient_restrictions = permit_auth_destination, reject\n";
+
+static const struct check_case more_cases[] = {
+    {"unknown client name", RCPT, "unknown", "198.51.100.7", "client.example", "x@known.example",
+     "alice@local.example", NULL, 0, RESTRICT_DEFER,
+     "450 4.7.25 Client host rejected: cannot find your hostname, [198.51.100.7]"},
+    {"known HELO host", RCPT, OUT, "x@known.example", "alice@local.example", NULL, 0,
+     RESTRICT_OK, NULL},
+    {"HELO access", RCPT, "client.example", "198.51.100.7", "host.badhelo.example",
+     "x@known.example", "alice@local.example", NULL, 0, RESTRICT_REJECT,
+     "554 5.7.1 <host.badhelo.example>: Helo command rejected: Access denied"},
+    {"unknown HELO host", RCPT, "client.example", "198.51.100.7", "nx.example",
+     "x@known.example", "alice@local.example", NULL, 0, RESTRICT_DEFER,
+     "450 4.7.1 <nx.example>: Helo command rejected: Host not found"},
+    {"unlisted local sender", RCPT, OUT, "nobody@local.example", "alice@local.example", NULL, 0,
+     RESTRICT_REJECT, "550 5.1.0 <nobody@local.example>: Sender address rejected: "
+     "User unknown in local recipient table"},
+    {"owned sender, not authenticated, authenticated-only check", RCPT, OUT,
+     "alice@local.example", "alice@local.example", NULL, 0, RESTRICT_OK, NULL},
+    {"authenticated, not the owner", RCPT, OUT, "alice@local.example", "alice@local.example",
+     "bob", 0, RESTRICT_REJECT,
+     "553 5.7.1 <alice@local.example>: Sender address rejected: not owned by user bob"},
+    {"not an authorized destination", RCPT, OUT, "x@known.example", "x@known.example", NULL, 0,
+     RESTRICT_REJECT, "554 5.7.1 <x@known.example>: Recipient address rejected: Access denied"},
+};
+
 static void test_variants(void **state)
 {
     struct fixture *f = *state;
     struct strbuf *text = strbuf_new(4096), *why = strbuf_new(64);
     struct restrictions *r;
+
+    strbuf_printf(text, "%s%s", main_cf, more_cf);
+    assert_non_null(r = load(strbuf_str(text), f->dns, why));
+    run_cases(r, more_cases, sizeof(more_cases) / sizeof(more_cases[0]));
+    restrict_free(&r);
 
     strbuf_printf(text, "%ssmtpd_delay_reject = no\n", main_cf);
     assert_non_null(r = load(strbuf_str(text), f->dns, why));
