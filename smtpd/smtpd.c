@@ -477,6 +477,8 @@ static void smtpd_pre_jail(void)
                                        var_smtpd_authorized_xclient_hosts);
     smtpd_g.xforward_hosts = smtpd_cidr("smtpd_authorized_xforward_hosts",
                                         var_smtpd_authorized_xforward_hosts);
+    smtpd_g.sasl_exceptions = smtpd_cidr("smtpd_sasl_exceptions_networks",
+                                         var_smtpd_sasl_exceptions_networks);
     if (smtpd_check_init(why) < 0)
         log_fatal("%s", strbuf_str(why));
     smtpd_g.check_ready = true;

@@ -56,6 +56,7 @@ struct smtpd_global {
     struct cidr_list *limit_exceptions;
     struct cidr_list *xclient_hosts;
     struct cidr_list *xforward_hosts;
+    struct cidr_list *sasl_exceptions;  /* smtpd_sasl_exceptions_networks */
     struct anvil_client *anvil;
     bool check_ready;               /* smtpd_check_init succeeded */
 };

@@ -64,7 +64,8 @@ const char *smtpd_auth_mechs(struct smtpd_session *s)
     const char *all, *p;
 
     if (!var_smtpd_sasl_auth_enable || smtpd_need_tls(s)
-        || (var_smtpd_tls_auth_only && s->tls == NULL))
+        || (var_smtpd_tls_auth_only && s->tls == NULL)
+        || cidr_list_match(smtpd_g.sasl_exceptions, s->real_addr) == 1)
         return NULL;
     if (s->auth == NULL) {
         if (s->auth_failed_connect)

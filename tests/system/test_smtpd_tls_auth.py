@@ -184,3 +184,13 @@ def test_tls_protocol_below_minimum_refused(instance):
                    [(None, b"220 ")], timeout=5)
     assert b"220 " not in out
     instance.wait_for_log(r"SSL_accept error from unknown\[127\.0\.0\.1\]")
+
+
+def test_sasl_exceptions_networks(instance):
+    ports = start_smtpd(instance, auth=True,
+                        params={"smtpd_sasl_exceptions_networks": "127.0.0.0/8"})
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    assert "AUTH" not in d.cmd("EHLO client.test", 250)
+    d.cmd("AUTH PLAIN %s" % plain(USER, PASSWORD), 454, r"4\.7\.0")
+    d.cmd("QUIT", 221)
