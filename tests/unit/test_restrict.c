@@ -389,6 +389,18 @@ static const struct check_case more_cases[] = {
      RESTRICT_REJECT, "554 5.7.1 <x@known.example>: Recipient address rejected: Access denied"},
 };
 
+/* The default local_recipient_maps: system users, then aliases. */
+static const struct check_case unix_cases[] = {
+    {"system user", RCPT, OUT, "x@known.example", "root@local.example", NULL, 0, RESTRICT_OK,
+     NULL},
+    {"system user with extension", RCPT, OUT, "x@known.example", "root+x@local.example", NULL, 0,
+     RESTRICT_OK, NULL},
+    {"alias", RCPT, OUT, "x@known.example", "abuse@local.example", NULL, 0, RESTRICT_OK, NULL},
+    {"no such system user", RCPT, OUT, "x@known.example", "no-such-user-x9@local.example", NULL,
+     0, RESTRICT_REJECT, "550 5.1.1 <no-such-user-x9@local.example>: Recipient address "
+     "rejected: User unknown in local recipient table"},
+};
+
 static void test_variants(void **state)
 {
     struct fixture *f = *state;
@@ -398,6 +410,12 @@ static void test_variants(void **state)
     strbuf_printf(text, "%s%s", main_cf, more_cf);
     assert_non_null(r = load(strbuf_str(text), f->dns, why));
     run_cases(r, more_cases, sizeof(more_cases) / sizeof(more_cases[0]));
+    restrict_free(&r);
+
+    strbuf_printf(text, "%slocal_recipient_maps = unix:passwd.byname $alias_maps\n"
+                  "alias_maps = inline:{ abuse=root }\n", main_cf);
+    assert_non_null(r = load(strbuf_str(text), f->dns, why));
+    run_cases(r, unix_cases, sizeof(unix_cases) / sizeof(unix_cases[0]));
     restrict_free(&r);
 
     strbuf_printf(text, "%ssmtpd_delay_reject = no\n", main_cf);
