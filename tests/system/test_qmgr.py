@@ -43,6 +43,9 @@ class FakeAgent:
         self.delivered = {}         # (qid, index) -> count
         self.contents = {}          # qid -> queue file content (bytes)
         self.down = set()           # domains that act unreachable
+        self.slow = {}              # domain -> seconds to wait before replying
+        self.inflight = {}          # domain -> requests being served now
+        self.peak = {}              # domain -> most requests served at once
         self.accept_all = False     # turn deferrals into successes
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -101,10 +104,15 @@ class FakeAgent:
                 content = parsed["content"]
             except OSError:
                 content = None
-            if self.delay:
-                time.sleep(self.delay)
             n = req["nrcpt"]
             domain = req["rcpt_0"].rpartition("@")[2]
+            with self.lock:
+                self.inflight[domain] = self.inflight.get(domain, 0) + 1
+                self.peak[domain] = max(self.peak.get(domain, 0), self.inflight[domain])
+            if self.delay or domain in self.slow:
+                time.sleep(self.slow.get(domain, self.delay))
+            with self.lock:
+                self.inflight[domain] -= 1
             reply = [("relay", "%s[127.0.0.1]:25" % req["nexthop"]), ("throttle", 0),
                      ("nrcpt", n)]
             with self.lock:
@@ -449,5 +457,69 @@ def test_kill9_loses_nothing(instance):
         # at most what was in flight at each kill, 7 destinations with 2
         # requests of 2 recipients each.
         assert repeats <= kills * 7 * 2 * 2, repeats
+    finally:
+        close_agents(agents)
+
+
+def test_delay_warning_once(instance):
+    agents = qmgr_instance(instance, {"delay_warning_time": "5s"})
+    try:
+        qid = queue_msg(instance, "alice@example.org",
+                        ["defer-a@remote.example",
+                         ("defer-b@remote.example", "", qp.NOTIFY_FAILURE)],
+                        arrival=time.time() - 60)
+        trigger(instance)
+        instance.wait_for_log(r"%s: sender delay notification: \w+" % qid)
+        _, text = fh.wait_until(lambda: dsn_for(agents["smtp"], "alice@example.org"), 10,
+                                "the delay warning")
+        assert "Subject: Delayed Mail (still being retried)" in text
+        assert "Action: delayed" in text and "Will-Retry-Until:" in text
+        assert "Final-Recipient: rfc822; defer-a@remote.example" in text
+        # NOTIFY=FAILURE only: no delay warning for that one.
+        assert "defer-b@remote.example" not in text.split("message/delivery-status")[1]
+        # Retried at least twice more, never warned again.
+        instance.wait_for_log(r"%s: from=<" % qid, count=3, timeout=20)
+        assert len(instance.log_lines(r"%s: sender delay notification" % qid)) == 1
+    finally:
+        close_agents(agents)
+
+
+def test_notify_success_and_never(instance):
+    agents = qmgr_instance(instance)
+    try:
+        qid = queue_msg(instance, "alice@example.org",
+                        [("ok@remote.example", "rfc822;ok@remote.example", qp.NOTIFY_SUCCESS),
+                         ("bounce-quiet@remote.example", "", qp.NOTIFY_NEVER)])
+        trigger(instance)
+        instance.wait_for_log(r"%s: sender delivery status notification: \w+" % qid)
+        instance.wait_for_log(r"%s: removed" % qid)
+        _, text = fh.wait_until(lambda: dsn_for(agents["smtp"], "alice@example.org"), 10,
+                                "the success report")
+        assert "Subject: Successful Mail Delivery Report" in text
+        assert "Action: delivered" in text and "Final-Recipient: rfc822; ok@remote.example" in text
+        # NOTIFY=NEVER: bounced without a notification.
+        assert not instance.log_lines(r"%s: sender non-delivery notification" % qid)
+        assert instance.log_lines(r"%s: to=<bounce-quiet@remote\.example>, .*status=bounced" % qid)
+    finally:
+        close_agents(agents)
+
+
+def test_slow_destination_does_not_starve_others(instance):
+    agents = qmgr_instance(instance, {"smtp_destination_concurrency_limit": "2"})
+    agents["smtp"].slow["slow.example"] = 3.0
+    try:
+        slow = [queue_msg(instance, "s@example.org", ["u%d@slow.example" % i]) for i in range(8)]
+        trigger(instance)
+        fh.wait_until(lambda: agents["smtp"].inflight.get("slow.example", 0) == 2, 10,
+                      "two deliveries to the slow destination in flight")
+        start = time.monotonic()
+        fast = queue_msg(instance, "s@example.org", ["v@fast.example"])
+        trigger(instance)
+        instance.wait_for_log(r"%s: removed" % fast, timeout=10)
+        assert time.monotonic() - start < 2.5
+        for q in slow:
+            instance.wait_for_log(r"%s: removed" % q, timeout=30)
+        # The slow destination never had more than its limit in flight.
+        assert agents["smtp"].peak["slow.example"] == 2
     finally:
         close_agents(agents)
