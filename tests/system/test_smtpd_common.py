@@ -39,9 +39,9 @@ def make_cert(inst):
 
 
 def start_smtpd(inst, params=None, tls=False, auth=False, submission=False, smtps=False,
-                smtpd_args=(), with_anvil=True):
+                smtpd_args=(), with_anvil=True, chroot="n"):
     """Configure and start; returns a dict of ports: smtp, and submission /
-    smtps when asked."""
+    smtps when asked.  chroot: the smtp service's master.cf chroot column."""
     require_daemon("smtpd", "master")
     ports = {"smtp": fh.free_port()}
     merged = {
@@ -60,7 +60,7 @@ def start_smtpd(inst, params=None, tls=False, auth=False, submission=False, smtp
         "smtpd_error_sleep_time": "0s",
     }
     services = [fh.service_line("127.0.0.1:%d" % ports["smtp"], "inet", "smtpd",
-                                *smtpd_args, private="n")]
+                                *smtpd_args, private="n", chroot=chroot)]
     if with_anvil:
         require_daemon("anvil")
         services.append(fh.service_line("anvil", "unix", "anvil", maxproc=1))

@@ -4,6 +4,8 @@ correct Received: header, PIPELINING, CHUNKING (BDAT), DSN parameters in
 the queue file, SMTPUTF8, 8BITMIME, enhanced status codes on every reply,
 command sequencing errors, and the Postfix log lines."""
 
+import os
+import pwd
 import re
 import shutil
 import smtplib
@@ -13,7 +15,7 @@ import pytest
 
 import facteur_harness as fh
 from test_smtpd_common import (Dialog, queue_messages, queue_names, send_simple,
-                               start_smtpd, wait_messages)
+                               start_smtpd, tls_context, wait_messages)
 
 ENH = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
 
@@ -226,3 +228,39 @@ def test_client_name_forward_confirmed(instance):
     # /etc/hosts maps 127.0.0.1 to localhost and back.
     assert m.header("Received").startswith("from client.test (localhost [127.0.0.1])")
     instance.wait_for_log(r"connect from localhost\[127\.0\.0\.1\]:\d+$")
+
+
+def test_chrooted_unprivileged_smtpd_queues_and_wakes_qmgr(instance):
+    """As root the service drops to mail_owner and chroots into the queue
+    directory (master.cf chroot y): every path smtpd uses is relative to
+    it.  The trigger to qmgr's FIFO arrives (a reader stands in for qmgr)."""
+    ports = start_smtpd(instance, tls=True, chroot="y")
+    fifo = os.path.join(instance.queue, "public", "qmgr")
+    os.mkfifo(fifo, 0o622)
+    if fh.is_root():
+        owner = pwd.getpwnam(instance.mail_owner)
+        os.chown(fifo, owner.pw_uid, owner.pw_gid)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with smtplib.SMTP("127.0.0.1", ports["smtp"], local_hostname="client.test",
+                          timeout=10) as c:
+            c.starttls(context=tls_context())
+            c.sendmail("a@remote.test", ["bob@example.test"], b"Subject: jail\r\n\r\nx\r\n")
+        (m,) = wait_messages(instance, 1)
+        assert m.ended and "with ESMTPS id" in m.header("Received")
+        got = fh.wait_until(lambda: _read_nb(rfd), 5, "a trigger in public/qmgr")
+        assert got == b"I"
+    finally:
+        os.close(rfd)
+    if fh.is_root():
+        pid = instance.wait_service_pid("smtpd")
+        st = fh.proc_status(pid)
+        assert st["Uid"].split()[0] == str(pwd.getpwnam(instance.mail_owner).pw_uid)
+        assert os.readlink("/proc/%d/root" % pid) == instance.queue
+
+
+def _read_nb(fd):
+    try:
+        return os.read(fd, 64)
+    except BlockingIOError:
+        return b""
