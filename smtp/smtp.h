@@ -179,6 +179,9 @@ void smtp_session_free(struct smtp_session *ss);
 int smtp_chat(struct smtp_session *ss, const char *cmd, int timeout_s, const char *stage);
 /* Read one reply into ss->reply within timeout_s. */
 int smtp_read_reply(struct smtp_session *ss, int timeout_s, const char *stage);
+/* Append the current reply as one log-safe line, "CODE ESC text text"
+ * (lines joined by spaces, control characters replaced by '?'). */
+void smtp_reply_oneline(const struct smtp_session *ss, struct strbuf *out);
 /* Format "host X said: CODE ESC TEXT (in reply to STAGE)" into out. */
 void smtp_reply_describe(const struct smtp_session *ss, const char *stage, struct strbuf *out);
 /* The enhanced code of the current reply, or a default for its class. */

@@ -126,8 +126,7 @@ const char *smtp_reply_dsn(const struct smtp_session *ss)
     return cls == 2 ? "2.0.0" : cls == 5 ? "5.0.0" : "4.0.0";
 }
 
-/* The reply as one line: "CODE ESC text text" (lines joined by spaces). */
-static void reply_oneline(const struct smtp_session *ss, struct strbuf *out)
+void smtp_reply_oneline(const struct smtp_session *ss, struct strbuf *out)
 {
     const char *t = strbuf_str(ss->reply.text);
 
@@ -143,7 +142,7 @@ static void reply_oneline(const struct smtp_session *ss, struct strbuf *out)
 void smtp_reply_describe(const struct smtp_session *ss, const char *stage, struct strbuf *out)
 {
     strbuf_printf(out, "host %s said: ", ss->peer);
-    reply_oneline(ss, out);
+    smtp_reply_oneline(ss, out);
     strbuf_appendf(out, " (in reply to %s)", stage);
 }
 
@@ -645,7 +644,7 @@ static int transaction(struct smtp_session *ss)
             goto lost;
         if (ss->reply.code / 100 == 2) {
             struct strbuf *t = strbuf_new(128);
-            reply_oneline(ss, t);
+            smtp_reply_oneline(ss, t);
             for (size_t i = 0; i < d->req.nrcpt; i++)
                 if (d->rs[i].in_txn && !d->rs[i].final)
                     smtp_rcpt_set(d, i, true, DELIVER_SENT, smtp_reply_dsn(ss), strbuf_str(t));
@@ -663,7 +662,7 @@ static int transaction(struct smtp_session *ss)
             struct strbuf *t = strbuf_new(128);
             int cls = ss->reply.code / 100;
             if (cls == 2)
-                reply_oneline(ss, t);
+                smtp_reply_oneline(ss, t);
             else
                 smtp_reply_describe(ss, "end of DATA command", t);
             smtp_rcpt_set(d, i, cls != 4, cls == 2 ? DELIVER_SENT
@@ -728,7 +727,7 @@ enum smtp_sess_result smtp_session_run(struct smtp_session *ss, int fd)
     }
     if (ss->reply.code / 100 != 2) {
         strbuf_printf(ss->why, "host %s refused to talk to me: ", ss->peer);
-        reply_oneline(ss, ss->why);
+        smtp_reply_oneline(ss, ss->why);
         bool perm = ss->reply.code / 100 == 5 && !var_smtp_skip_5xx_greeting;
         smtp_rcpt_set_open(d, perm, perm ? DELIVER_BOUNCE : DELIVER_DEFER,
                            perm ? smtp_reply_dsn(ss) : "4.4.2",

@@ -142,12 +142,8 @@ int smtp_sasl_authenticate(struct smtp_session *ss)
         return fail(ss, "4.4.2");
     }
     if (ss->reply.code / 100 != 2) {
-        strbuf_printf(ss->why, "SASL authentication failed; server %s said: %d %s%s%s",
-                      ss->peer, ss->reply.code, ss->reply.esc, ss->reply.esc[0] ? " " : "",
-                      strbuf_str(ss->reply.text));
-        for (char *p = ss->why->data; *p; p++)
-            if (*p == '\n')
-                *p = ' ';
+        strbuf_printf(ss->why, "SASL authentication failed; server %s said: ", ss->peer);
+        smtp_reply_oneline(ss, ss->why);
         free(user);
         if (ss->reply.code == 334)
             ss->lost = true;    /* mid-exchange: the session cannot go on */

@@ -157,8 +157,9 @@ static int dane_negotiate(struct smtp_session *ss, const struct dns_answer *tlsa
         return -1;
     }
     if (ss->reply.code != 220) {
-        strbuf_printf(ss->why, "TLS is required, but host %s refused to start TLS: %d %s",
-                      ss->peer, ss->reply.code, strbuf_str(ss->reply.text));
+        strbuf_printf(ss->why, "TLS is required, but host %s refused to start TLS: ",
+                      ss->peer);
+        smtp_reply_oneline(ss, ss->why);
         return fail(ss, res_r, "4.7.5");
     }
     why = strbuf_new(128);
@@ -243,8 +244,9 @@ int smtp_tls_negotiate(struct smtp_session *ss, enum smtp_sess_result *res_r)
     if (ss->reply.code != 220) {
         if (level == SMTP_TLS_MAY)
             return 0;
-        strbuf_printf(ss->why, "TLS is required, but host %s refused to start TLS: %d %s",
-                      ss->peer, ss->reply.code, strbuf_str(ss->reply.text));
+        strbuf_printf(ss->why, "TLS is required, but host %s refused to start TLS: ",
+                      ss->peer);
+        smtp_reply_oneline(ss, ss->why);
         return fail(ss, res_r, "4.7.5");
     }
     if (!is_ip_literal(ss->host->name))

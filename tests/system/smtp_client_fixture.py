@@ -196,14 +196,15 @@ class FakePeer:
     to offer besides the defaults; hang_data: seconds to wait before the
     354 reply (to kill the client meanwhile); tls_break: answer STARTTLS
     with 220 and then garbage (a failing handshake); xqid: advertise XQID
-    (facteur's lmtpd extension)."""
+    (facteur's lmtpd extension); host: the TCP address ("::1" for IPv6)."""
 
     DEFAULT_FEATURES = ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",
                         "DSN", "SMTPUTF8"]
 
     def __init__(self, port=None, unix_path=None, lmtp=False, rcpt_reply=None,
                  data_reply=None, max_rcpts=0, tls=None, auth=None, features=None,
-                 hang_data=0, xqid=False, name="peer.example", tls_break=False):
+                 hang_data=0, xqid=False, name="peer.example", tls_break=False,
+                 host="127.0.0.1"):
         self.lmtp = lmtp
         self.rcpt_reply = rcpt_reply or (lambda a: "250 2.1.5 Ok")
         self.data_reply = data_reply or (lambda a: "250 2.0.0 <%s> delivered" % a)
@@ -225,9 +226,11 @@ class FakePeer:
             self.sock.bind(unix_path)
             os.chmod(unix_path, 0o777)
         else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            six = ":" in host
+            self.sock = socket.socket(socket.AF_INET6 if six else socket.AF_INET,
+                                      socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind(("127.0.0.1", port))
+            self.sock.bind((host, port))
         self.port = port
         self.sock.listen(16)
         self.sock.settimeout(0.2)

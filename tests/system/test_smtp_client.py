@@ -36,6 +36,11 @@ ZONE = [
     "tls.example. 300 IN MX 10 mx.tls.example.",
     "mx.tls.example. 300 IN A 127.0.0.1",
     "noaddr.example. 300 IN MX 10 gone.noaddr.example.",
+    "v6.example. 300 IN MX 10 mx6.v6.example.",
+    "mx6.v6.example. 300 IN AAAA ::1",
+    "dual.example. 300 IN MX 10 mxd.dual.example.",
+    "mxd.dual.example. 300 IN A 127.0.0.2",
+    "mxd.dual.example. 300 IN AAAA ::1",
 ]
 
 MSG = (b"From: <sender@src.example>\nTo: <rcpt@ok.example>\nSubject: facteur smtp test\n"
@@ -194,6 +199,44 @@ def test_next_mx_after_connection_refused(make_instance, unbound, sink, sink_por
     assert reply["relay"] == "live.fallback.example[127.0.0.1]:%d" % sink_port
     inst.wait_for_log(r"connect to dead\.fallback\.example\[127\.0\.0\.2\]:%d: "
                       r"Connection refused" % sink_port)
+
+
+def test_ipv6_mx(make_instance, unbound, sink_port):
+    peer = FakePeer(port=sink_port, host="::1")
+    try:
+        inst = start_agent(make_instance, unbound)
+        _, reply = deliver(inst, "v6.example:%d" % sink_port, ["r@v6.example"])
+        assert reply_statuses(reply)[0][0] == 0, reply
+        assert reply["relay"] == "mx6.v6.example[::1]:%d" % sink_port
+        _, reply = deliver(inst, "[IPv6:::1]:%d" % sink_port, ["r@v6.example"])
+        assert reply_statuses(reply)[0][0] == 0, reply
+    finally:
+        peer.stop()
+
+
+@pytest.mark.parametrize("pref,refused_first", [("ipv6", False), ("ipv4", True)])
+def test_address_preference(make_instance, unbound, sink_port, pref, refused_first):
+    # mxd has 127.0.0.2 (nobody listens) and ::1 (the peer).
+    peer = FakePeer(port=sink_port, host="::1")
+    try:
+        inst = start_agent(make_instance, unbound, {"smtp_address_preference": pref})
+        _, reply = deliver(inst, "dual.example:%d" % sink_port, ["r@dual.example"])
+        assert reply_statuses(reply)[0][0] == 0, reply
+        refused = bool(inst.log_lines(r"connect to mxd\.dual\.example\[127\.0\.0\.2\]"))
+        assert refused == refused_first
+    finally:
+        peer.stop()
+
+
+def test_inet_protocols_ipv4_only(make_instance, unbound, sink_port):
+    peer = FakePeer(port=sink_port, host="::1")
+    try:
+        inst = start_agent(make_instance, unbound, {"inet_protocols": "ipv4"})
+        _, reply = deliver(inst, "dual.example:%d" % sink_port, ["r@dual.example"])
+        st, dsn, text = reply_statuses(reply)[0]
+        assert st == 4 and "127.0.0.2" in text and peer.messages == [], reply
+    finally:
+        peer.stop()
 
 
 def test_implicit_mx_and_literal(make_instance, unbound, sink, sink_port):
