@@ -163,3 +163,23 @@ def test_limit_exceptions(instance):
     b = session(ports["smtp"])
     a.cmd("QUIT", 221)
     b.cmd("QUIT", 221)
+
+
+def test_header_size_and_hop_count_limits(instance):
+    ports = start_smtpd(instance, params={"header_size_limit": "1000", "hopcount_limit": "3"})
+    d = session(ports["smtp"])
+    d.cmd("MAIL FROM:<a@remote.test>", 250)
+    d.cmd("RCPT TO:<bob@example.test>", 250)
+    d.cmd("DATA", 354)
+    # One header folded over many lines, larger than header_size_limit.
+    d.send(b"Subject: long\r\n" + b"X-Long: start\r\n" + b"\tcontinued text\r\n" * 200
+           + b"\r\nbody\r\n.\r\n")
+    d.expect(552, r"5\.3\.4")
+    d.cmd("MAIL FROM:<a@remote.test>", 250)
+    d.cmd("RCPT TO:<bob@example.test>", 250)
+    d.cmd("DATA", 354)
+    d.send(b"".join(b"Received: from hop%d.test by x.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                    % i for i in range(5)) + b"Subject: loop\r\n\r\nbody\r\n.\r\n")
+    d.expect(554, r"5\.4\.0")
+    d.cmd("QUIT", 221)
+    assert queue_names(instance) == []
