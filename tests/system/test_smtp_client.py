@@ -402,3 +402,69 @@ def test_kill9_mid_delivery_loses_and_duplicates_nothing(make_instance, unbound,
         assert len(peer.messages) == 1
     finally:
         peer.stop()
+
+
+class RawPeer:
+    """Accepts connections and answers each with fixed bytes, then keeps
+    the connection open (reading and discarding) until it is closed."""
+
+    def __init__(self, port, data):
+        import socket
+        import threading
+        self.data = data
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        conns = []
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            conns.append(c)
+            try:
+                c.sendall(self.data)
+            except OSError:
+                pass
+        for c in conns:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("data,say", [
+    (b"hello there\r\n", "malformed reply from mx1.ok.example[127.0.0.1] while receiving "
+     "the initial server greeting"),
+    (b"220 " + b"x" * 10000 + b"\r\n", "reply line from mx1.ok.example[127.0.0.1] too long"),
+    (b"".join(b"220-line %d\r\n" % i for i in range(150)) + b"220 end\r\n", "malformed reply"),
+    (b"", "conversation with mx1.ok.example[127.0.0.1] timed out while receiving the "
+     "initial server greeting"),
+    (b"421 4.3.2 busy\r\n", "refused to talk to me: 421 4.3.2 busy"),
+    (b"554 5.7.1 go away\r\n", "refused to talk to me: 554 5.7.1 go away"),
+])
+def test_hostile_or_broken_greetings_defer(make_instance, unbound, sink_port, data, say):
+    peer = RawPeer(sink_port, data)
+    try:
+        inst = start_agent(make_instance, unbound, {"smtp_helo_timeout": "2s"})
+        t0 = time.monotonic()
+        _, reply = deliver(inst, "ok.example:%d" % sink_port, ["r@ok.example"])
+        st, dsn, text = reply_statuses(reply)[0]
+        assert st == 4 and dsn.startswith("4."), reply
+        assert say in text, text
+        assert reply["throttle"] == 1
+        assert time.monotonic() - t0 < 10
+    finally:
+        peer.stop()
