@@ -688,11 +688,13 @@ void lmtpd_deliver(const struct lmtpd_msg *m, struct lmtpd_rcpt **rcpts, size_t 
         double delay = tv_since(&t0);
 
         folder = strcmp(strbuf_str(r->dir), r->root) == 0 ? "INBOX" : r->folder;
+        /* Not Postfix's "to=<...>, relay=..., status=" shape: the LMTP
+         * client (facteur's lmtp, or Postfix's) logs that line for the
+         * same recipient, and pflogsumm would count the delivery twice. */
         if (r->status == 0) {
             strbuf_printf(r->reply, "250 2.0.0 <%s> Ok: delivered to %s", r->addr, folder);
-            log_info("%s: to=<%s>, relay=local, delay=%.2f, dsn=2.0.0, status=sent "
-                     "(delivered to maildir %s as %s)", m->log_id, r->addr, delay, folder,
-                     strbuf_str(r->name));
+            log_info("%s: saved mail to %s for <%s>: size=%zu, delay=%.2f, name=%s",
+                     m->log_id, folder, r->addr, m->len, delay, strbuf_str(r->name));
             continue;
         }
         if (strbuf_len(r->reply) == 0)
@@ -702,9 +704,8 @@ void lmtpd_deliver(const struct lmtpd_msg *m, struct lmtpd_rcpt **rcpts, size_t 
         const char *esc = strlen(text) > 4 ? text + 4 : "";
         size_t esc_len = strcspn(esc, " ");
 
-        log_info("%s: to=<%s>, relay=local, delay=%.2f, dsn=%.*s, status=%s (%s)", m->log_id,
-                 r->addr, delay, (int)esc_len, esc, r->status == 5 ? "bounced" : "deferred",
-                 text);
+        log_info("%s: not saved for <%s>: delay=%.2f, dsn=%.*s, %s (%s)", m->log_id, r->addr,
+                 delay, (int)esc_len, esc, r->status == 5 ? "bounced" : "deferred", text);
     }
     strbuf_free(&hdr);
     strbuf_free(&why);
