@@ -67,25 +67,6 @@ static int read_full(int fd, void *buf, size_t n)
     return 1;
 }
 
-/* Envelope text as qfile accepts it: no control character or DEL (they
- * reach log lines), no NUL except the one separating an attribute's name
- * from its value; ENVID printable ASCII. */
-static bool text_ok(int type, const char *s, size_t len)
-{
-    size_t nul = type == QFILE_REC_ATTR ? strlen(s) : len;
-    size_t i = type == QFILE_REC_RCPT ? 1 : 0;     /* the NOTIFY byte */
-
-    for (; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (i == nul)
-            continue;
-        if (ch < 0x20 || ch == 0x7f || (type == QFILE_REC_ENVID && (ch == ' ' || ch > 0x7e)))
-            return false;
-    }
-    return true;
-}
-
 /* A bad input: say why and exit without queueing anything. */
 static void __attribute__((noreturn)) bad_input(struct qfile_writer **wp, const char *why)
 {
@@ -110,10 +91,9 @@ int main(int argc, char **argv)
 {
     struct strbuf *why = strbuf_new(128), *data = strbuf_new(256);
     struct qfile_writer *w = NULL;
-    bool have_sender = false, writer_failed = false;
-    uint64_t content = 0;
-    size_t nrcpt = 0;
-    unsigned char hdr[QFILE_REC_HDR];
+    struct cleanup_drop drop;
+    bool writer_failed = false;
+    unsigned char hdr[CLEANUP_DROP_HDR];
     char qid[QID_BUFSIZE];
 
     real_gid = getgid();
@@ -141,93 +121,57 @@ int main(int argc, char **argv)
         log_error("%s", strbuf_str(why));
         return EX_TEMPFAIL;
     }
-    /* Records until E; the file descriptor stays open without the group. */
-    for (;;) {
-        int rc = read_full(0, hdr, sizeof(hdr));
+    /* Records until E, each checked (cleanup_drop_check) before it is
+     * written; the descriptor stays open without the group. */
+    cleanup_drop_init(&drop, var_message_size_limit > 0 ? (uint64_t)var_message_size_limit : 0);
+    while (!drop.ended) {
+        int rc = read_full(0, hdr, sizeof(hdr)), type;
         uint32_t len;
-        size_t max;
 
         if (rc == 0)
             bad_input(&w, "end of input before the end record");
         if (rc < 0)
             bad_input(&w, "input cut short");
-        len = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
-        switch (hdr[0]) {
-        case QFILE_REC_SENDER: max = QFILE_ADDR_MAX; break;
-        case QFILE_REC_RCPT: max = 1 + QFILE_ADDR_MAX; break;
-        case QFILE_REC_RET: max = 1; break;
-        case QFILE_REC_ENVID: max = QFILE_ENVID_MAX; break;
-        case QFILE_REC_ATTR: max = QFILE_ATTR_NAME_MAX + 1 + QFILE_ATTR_VALUE_MAX; break;
-        case QFILE_REC_CONTENT: max = QFILE_CHUNK_MAX; break;
-        case QFILE_REC_END: max = 0; break;
-        default: bad_input(&w, "unknown record type");
-        }
-        if (len > max)
-            bad_input(&w, "record too long");
+        if (cleanup_drop_header(&drop, hdr, &type, &len, why) < 0)
+            bad_input(&w, strbuf_str(why));
         strbuf_reset(data);
         if (strbuf_reserve(data, len + 1) < 0 || (len > 0 && read_full(0, data->data, len) != 1))
             bad_input(&w, "input cut short");
         data->len = len;
         data->data[len] = '\0';
-        if (hdr[0] != QFILE_REC_CONTENT && !text_ok(hdr[0], data->data, len))
-            bad_input(&w, "control character in an envelope record");
-        if (hdr[0] == QFILE_REC_END)
-            break;
-        if (content > 0 && hdr[0] != QFILE_REC_CONTENT)
-            bad_input(&w, "envelope record after the content");
-        switch (hdr[0]) {
+        if (cleanup_drop_check(&drop, type, data->data, len, why) < 0)
+            bad_input(&w, strbuf_str(why));
+        if (writer_failed)
+            continue;   /* read on to the end; the commit reports the error */
+        switch (type) {
         case QFILE_REC_SENDER:
-            if (have_sender)
-                bad_input(&w, "two senders");
-            have_sender = true;
             rc = qfile_add_sender(w, data->data);
             break;
         case QFILE_REC_RCPT:
-            if (len < 2 || ++nrcpt > QFILE_RCPT_MAX)
-                bad_input(&w, len < 2 ? "empty recipient" : "too many recipients");
-            rc = qfile_add_rcpt(w, data->data + 1, NULL,
-                                (unsigned char)data->data[0] & QFILE_NOTIFY_MASK);
+            rc = qfile_add_rcpt(w, data->data + 1, NULL, (unsigned char)data->data[0]);
             break;
         case QFILE_REC_RET:
-            if (len != 1 || (data->data[0] != 'F' && data->data[0] != 'H'))
-                bad_input(&w, "bad RET value");
             rc = qfile_add_ret(w, data->data[0]);
             break;
         case QFILE_REC_ENVID:
-            if (len == 0)
-                bad_input(&w, "empty ENVID");
             rc = qfile_add_envid(w, data->data);
             break;
         case QFILE_REC_ATTR:
-            /* Only the full name: client attributes would be forged. */
-            if (strlen(data->data) >= len || strcmp(data->data, CLEANUP_ATTR_FULL_NAME) != 0)
-                bad_input(&w, "attribute not allowed");
             rc = qfile_add_attr(w, data->data, data->data + strlen(data->data) + 1);
             break;
-        default:
-            if (!have_sender || nrcpt == 0)
-                bad_input(&w, "content before the sender and a recipient");
-            content += len;
-            if (var_message_size_limit > 0 && content > (uint64_t)var_message_size_limit) {
-                priv_set(true);
-                qfile_writer_free(&w);
-                log_error("message too big (message_size_limit %ld)", var_message_size_limit);
-                return EX_DATAERR;
-            }
+        case QFILE_REC_CONTENT:
             rc = qfile_add_content(w, data->data, len);
             break;
-        }
-        if (rc < 0) {
-            /* Input was checked above: this is an I/O error, reported
-             * by the commit below. */
-            writer_failed = true;
+        default:
+            rc = 0;
             break;
         }
+        /* Input was checked above: a writer failure is an I/O error. */
+        if (rc < 0)
+            writer_failed = true;
     }
-    if (!writer_failed && read_full(0, hdr, 1) != 0)
+    if (read_full(0, hdr, 1) != 0)
         bad_input(&w, "data after the end record");
-    if (!writer_failed && (!have_sender || nrcpt == 0))
-        bad_input(&w, "no sender or no recipient");
 
     snprintf(qid, sizeof(qid), "%s", qfile_writer_qid(w));
     priv_set(true);

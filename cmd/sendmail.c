@@ -130,15 +130,12 @@ static int write_all(int fd, const void *buf, size_t len)
 
 static void drop_record(struct drop *d, int type, const void *data, size_t len)
 {
-    unsigned char hdr[QFILE_REC_HDR] = {
-        (unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
-        (unsigned char)(len >> 8), (unsigned char)len,
-    };
+    struct strbuf *frame = strbuf_new(CLEANUP_DROP_HDR + len);
 
-    if (d->failed)
-        return;
-    if (write_all(d->in, hdr, sizeof(hdr)) < 0 || (len > 0 && write_all(d->in, data, len) < 0))
+    cleanup_drop_frame(frame, type, data, len);
+    if (!d->failed && write_all(d->in, strbuf_str(frame), strbuf_len(frame)) < 0)
         d->failed = true;
+    strbuf_free(&frame);
 }
 
 static void drop_flush(struct drop *d)

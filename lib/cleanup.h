@@ -48,6 +48,7 @@
 #ifndef FACTEUR_CLEANUP_H
 #define FACTEUR_CLEANUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -163,5 +164,46 @@ uint64_t cleanup_size(const struct cleanup *c);
 
 /* Free; a message not successfully finished is removed (nothing queued). */
 void cleanup_free(struct cleanup **cp);
+
+/* ------------------------------------------------------------------ */
+/* The drop format: local submission's input to cleanup.               */
+
+/*
+ * sendmail writes a message to facteur-drop(1) as records framed like
+ * queue file records (qfile.h): a type byte, a 4-byte big-endian length,
+ * that many data bytes.  Types, in this order:
+ *   S  sender (exactly once; "" for <>)        at most QFILE_ADDR_MAX bytes
+ *   R  recipient: NOTIFY byte + address        1..QFILE_RCPT_MAX of them
+ *   N  RET 'F' or 'H'; I  ENVID (printable);   A  "full_name\0value" only
+ *   M  content, LF line ends, after all of the above, up to QFILE_CHUNK_MAX
+ *   E  end, empty; nothing may follow
+ * Envelope text holds no control character or DEL.  facteur-drop checks
+ * every record with cleanup_drop_check before writing it.
+ */
+#define CLEANUP_DROP_HDR  QFILE_REC_HDR
+
+struct cleanup_drop {
+    bool have_sender;
+    bool in_content;        /* an M record was seen */
+    bool ended;
+    size_t nrcpt;
+    uint64_t content;       /* content bytes so far */
+    uint64_t size_limit;    /* content bound (0: none) */
+};
+
+/* Start checking one message; size_limit bounds its content (0: none). */
+void cleanup_drop_init(struct cleanup_drop *d, uint64_t size_limit);
+/* Decode a record header: type and length, checked against the type's
+ * bound.  Returns 0, or -1 with why (unknown type, too long, a record
+ * after E). */
+int cleanup_drop_header(const struct cleanup_drop *d, const unsigned char hdr[CLEANUP_DROP_HDR],
+                        int *type_r, uint32_t *len_r, struct strbuf *why);
+/* Check a record's data (len bytes, any content) against the rules and
+ * the records before it, and count it.  Returns 0, or -1 with why; after
+ * -1 the message must be refused. */
+int cleanup_drop_check(struct cleanup_drop *d, int type, const char *data, size_t len,
+                       struct strbuf *why);
+/* Append one framed record to out (the writer's side, sendmail). */
+void cleanup_drop_frame(struct strbuf *out, int type, const void *data, size_t len);
 
 #endif

@@ -642,6 +642,95 @@ static void test_header_bounds(void **state)
     strbuf_free(&reply);
 }
 
+
+/* The drop format: each case is a sequence of records, the index of the
+ * first refused one (-1: all accepted) and whether the message ended. */
+struct drop_rec {
+    int type;
+    const char *data;
+    size_t len;             /* 0: strlen(data) */
+};
+
+static void test_drop_format(void **state)
+{
+    static const struct {
+        const char *name;
+        struct drop_rec recs[8];
+        int refused;
+        bool ended;
+    } cases[] = {
+        {"good", {{'S', "joe", 0}, {'R', "\x04" "a@b", 0}, {'M', "Subject: x\n\nb\n", 0},
+                  {'E', "", 0}}, -1, true},
+        {"null sender and DSN", {{'S', "", 0}, {'R', "\x06" "a@b", 0}, {'N', "H", 0},
+                                 {'I', "env-1", 0}, {'A', "full_name\0Joe", 13}, {'E', "", 0}},
+         -1, true},
+        {"two senders", {{'S', "a", 0}, {'S', "b", 0}}, 1, false},
+        {"no recipient at end", {{'S', "a", 0}, {'E', "", 0}}, 1, false},
+        {"content first", {{'M', "x\n", 0}}, 0, false},
+        {"envelope after content", {{'S', "a", 0}, {'R', "\0b", 2}, {'M', "x", 0},
+                                    {'R', "\0c", 2}}, 3, false},
+        {"empty recipient", {{'S', "a", 0}, {'R', "\0", 1}}, 1, false},
+        {"bad notify", {{'S', "a", 0}, {'R', "\x10" "b", 0}}, 1, false},
+        {"control char sender", {{'S', "a\nb", 0}}, 0, false},
+        {"DEL in recipient", {{'S', "a", 0}, {'R', "\0b\x7f", 3}}, 1, false},
+        {"bad RET", {{'N', "X", 0}}, 0, false},
+        {"ENVID with space", {{'I', "a b", 0}}, 0, false},
+        {"empty ENVID", {{'I', "", 0}}, 0, false},
+        {"forged attribute", {{'A', "client_address\0x", 16}}, 0, false},
+        {"attribute without NUL", {{'A', "full_name", 0}}, 0, false},
+        {"full name with newline", {{'A', "full_name\0a\nb", 13}}, 0, false},
+        {"too big", {{'S', "a", 0}, {'R', "\0b", 2}, {'M', "0123456789", 0},
+                     {'M', "0123456789", 0}}, 3, false},
+        {"after the end", {{'S', "a", 0}, {'R', "\0b", 2}, {'E', "", 0}, {'M', "x", 0}},
+         3, true},
+    };
+    struct strbuf *why = strbuf_new(64), *frame = strbuf_new(64);
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cleanup_drop d;
+        int refused = -1;
+
+        cleanup_drop_init(&d, 15);
+        for (int j = 0; j < 8 && cases[i].recs[j].type != 0; j++) {
+            const struct drop_rec *r = &cases[i].recs[j];
+            size_t len = r->len ? r->len : strlen(r->data);
+            int type;
+            uint32_t flen;
+
+            /* Through the framing, as facteur-drop reads it. */
+            strbuf_reset(frame);
+            cleanup_drop_frame(frame, r->type, r->data, len);
+            if (cleanup_drop_header(&d, (const unsigned char *)strbuf_str(frame), &type, &flen,
+                                    why) < 0 ||
+                cleanup_drop_check(&d, type, strbuf_str(frame) + CLEANUP_DROP_HDR, flen,
+                                   why) < 0) {
+                refused = j;
+                break;
+            }
+            assert_int_equal(flen, len);
+        }
+        if (refused != cases[i].refused || d.ended != cases[i].ended)
+            fail_msg("drop %s: refused at %d (want %d), ended %d: %s", cases[i].name, refused,
+                     cases[i].refused, d.ended, strbuf_str(why));
+    }
+    /* Headers alone: unknown type, over-long record. */
+    {
+        struct cleanup_drop d;
+        const unsigned char unknown[5] = {'Z', 0, 0, 0, 1}, huge[5] = {'M', 0, 1, 0, 1},
+                            longaddr[5] = {'S', 0, 0, 0x08, 0x01};
+        int type;
+        uint32_t len;
+
+        cleanup_drop_init(&d, 0);
+        assert_int_equal(cleanup_drop_header(&d, unknown, &type, &len, why), -1);
+        assert_int_equal(cleanup_drop_header(&d, huge, &type, &len, why), -1);
+        assert_int_equal(cleanup_drop_header(&d, longaddr, &type, &len, why), -1);
+    }
+    strbuf_free(&why);
+    strbuf_free(&frame);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_header_bounds),
+        cmocka_unit_test(test_drop_format),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
