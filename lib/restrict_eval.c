@@ -595,9 +595,14 @@ static int rx_unknown_domain(struct restrict_eval *e, const char *addr, bool sen
     }
 }
 
-static int rx_rbl(struct restrict_eval *e, const struct restrict_item *it)
+/* DNSBL (reject_rbl_client) and domain blocklists (reject_rhsbl_*): look
+ * up "reversed-address.list" or "domain.list" (it->arg is list[=filter])
+ * and reject when an A record matches the filter.  cls and what name the
+ * listed thing in the reply, as Postfix: "Client host [192.0.2.1]",
+ * "Sender address [example.com]". */
+static int rx_dnsbl(struct restrict_eval *e, const struct restrict_item *it, bool reverse,
+                    const char *key, const char *cls)
 {
-    const struct restrict_ctx *c = e->ctx;
     char *domain = xstrdup(it->arg), *filter = strchr(domain, '=');
     struct strbuf *name = strbuf_new(128), *why = strbuf_new(64);
     struct dns_answer ans;
@@ -607,8 +612,21 @@ static int rx_rbl(struct restrict_eval *e, const struct restrict_item *it)
 
     if (filter)
         *filter++ = 0;
-    if (c->client_addr == NULL || dns_reverse_name(c->client_addr, domain, name) < 0)
+    if (key == NULL || *key == 0)
         goto done;
+    if (reverse) {
+        if (dns_reverse_name(key, domain, name) < 0)
+            goto done;
+    } else {
+        /* A domain that is no DNS name (a literal, garbage) is not listed. */
+        if (!dns_name_valid(key, true))
+            goto done;
+        strbuf_printf(name, "%s.%s", key, domain);
+        if (strbuf_str(name)[strbuf_len(name) - 1] == '.')
+            strbuf_truncate(name, strbuf_len(name) - 1);
+        if (!dns_name_valid(strbuf_str(name), true))
+            goto done;
+    }
     if (e->r->dns == NULL) {
         st = DNS_TEMPFAIL;
     } else {
@@ -620,8 +638,8 @@ static int rx_rbl(struct restrict_eval *e, const struct restrict_item *it)
     if (st == DNS_TEMPFAIL) {
         /* Postfix: defer only if the request would otherwise pass. */
         if (strbuf_len(e->pending) == 0)
-            strbuf_printf(e->pending, "450 4.7.1 <%s>: Client host rejected: unable to "
-                          "look up %s: temporary failure", c->client_addr, domain);
+            strbuf_printf(e->pending, "450 4.7.1 <%s>: %s rejected: unable to look up %s: "
+                          "temporary failure", key, cls, domain);
         goto done;
     }
     if (listed) {
@@ -631,8 +649,7 @@ static int rx_rbl(struct restrict_eval *e, const struct restrict_item *it)
             strbuf_printf(txt, "; %.300s", ans.rr[0].text);
         dns_answer_free(&ans);
         rc = rx_reply(e, (int)var_maps_rbl_reject_code, "5.7.1", "Service unavailable; "
-                      "Client host [%s] blocked using %s%s", c->client_addr, domain,
-                      strbuf_str(txt));
+                      "%s [%s] blocked using %s%s", cls, key, domain, strbuf_str(txt));
         strbuf_free(&txt);
     }
 done:
@@ -640,6 +657,13 @@ done:
     strbuf_free(&name);
     strbuf_free(&why);
     return rc;
+}
+
+static const char *rx_addr_domain(const char *addr)
+{
+    const char *at = addr ? strrchr(addr, '@') : NULL;
+
+    return at ? at + 1 : NULL;
 }
 
 static int rx_unknown_helo(struct restrict_eval *e)
@@ -817,7 +841,18 @@ static int rx_one(struct restrict_eval *e, const struct restrict_item *it, int w
                         it->op == RX_REJECT_UNKNOWN_REVERSE ? "reverse " : "",
                         c->client_addr ? c->client_addr : "unknown");
     case RX_REJECT_RBL_CLIENT:
-        return rx_rbl(e, it);
+        return rx_dnsbl(e, it, true, c->client_addr, "Client host");
+    case RX_REJECT_RHSBL_CLIENT:
+        return c->client_name && strcmp(c->client_name, "unknown") != 0
+                   ? rx_dnsbl(e, it, false, c->client_name, "Client host") : RXS_DUNNO;
+    case RX_REJECT_RHSBL_HELO:
+        return rx_dnsbl(e, it, false, c->helo, "Helo command");
+    case RX_REJECT_RHSBL_SENDER:
+        return rx_dnsbl(e, it, false, rx_addr_domain(c->sender), "Sender address");
+    case RX_REJECT_RHSBL_RECIPIENT:
+        return e->stage == RESTRICT_RCPT
+                   ? rx_dnsbl(e, it, false, rx_addr_domain(c->recipient), "Recipient address")
+                   : RXS_DUNNO;
     case RX_CHECK_CLIENT:
     case RX_CHECK_HELO:
     case RX_CHECK_SENDER:

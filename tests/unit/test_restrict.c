@@ -69,6 +69,8 @@ static const char *const zone_data[] = {
     "2.0.0.127.rbl.example. 300 IN TXT \"listed for testing\"",
     "3.0.0.127.rbl2.example. 300 IN A 127.0.0.3",
     "5.0.0.127.rbl2.example. 300 IN A 127.0.0.9",
+    "spamdomain.example.dbl.example. 300 IN A 127.0.1.2",
+    "spamdomain.example.dbl.example. 300 IN TXT \"bad domain\"",
 };
 
 struct fixture {
@@ -359,9 +361,9 @@ static const struct check_case defer_cases[] = {
 static const char more_cf[] =
     "smtpd_client_restrictions = reject_unknown_client_hostname\n"
     "smtpd_helo_restrictions = check_helo_access inline:{ badhelo.example=REJECT },"
-    " reject_unknown_helo_hostname\n"
+    " reject_rhsbl_helo dbl.example, reject_unknown_helo_hostname\n"
     "smtpd_sender_restrictions = reject_unlisted_sender,"
-    " reject_authenticated_sender_login_mismatch\n"
+    " reject_authenticated_sender_login_mismatch, reject_rhsbl_sender dbl.example=127.0.1.2\n"
     "smtpd_relay_restrictions =\n"
     "smtpd_recipient_restrictions = permit_auth_destination, reject\n";
 
@@ -385,6 +387,13 @@ static const struct check_case more_cases[] = {
     {"authenticated, not the owner", RCPT, OUT, "alice@local.example", "alice@local.example",
      "bob", 0, RESTRICT_REJECT,
      "553 5.7.1 <alice@local.example>: Sender address rejected: not owned by user bob"},
+    {"sender domain blocklisted", RCPT, OUT, "x@spamdomain.example", "alice@local.example", NULL,
+     0, RESTRICT_REJECT, "554 5.7.1 Service unavailable; Sender address [spamdomain.example] "
+     "blocked using dbl.example; bad domain"},
+    {"HELO domain blocklisted", RCPT, "client.example", "198.51.100.7", "spamdomain.example",
+     "x@known.example", "alice@local.example", NULL, 0, RESTRICT_REJECT,
+     "554 5.7.1 Service unavailable; Helo command [spamdomain.example] blocked using "
+     "dbl.example; bad domain"},
     {"not an authorized destination", RCPT, OUT, "x@known.example", "x@known.example", NULL, 0,
      RESTRICT_REJECT, "554 5.7.1 <x@known.example>: Recipient address rejected: Access denied"},
 };
