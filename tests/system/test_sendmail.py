@@ -284,3 +284,37 @@ def test_facteur_drop_input(instance, name, data, status):
     else:
         assert files == [] and r.stdout == b""
         assert b"invalid message" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to install a set-group-ID copy")
+def test_setgid_drop_ignores_config_dir_for_users(instance):
+    """Installed set-group-ID, facteur-drop run by an ordinary user must not
+    let FACTEUR_CONFIG_DIR point it at another queue: the instance's
+    maildrop stays empty even though the group could write there."""
+    import grp
+    import pwd
+    require_command("facteur-drop")
+    instance.configure(services=[])
+    instance.facteur_check()
+    bindir = os.path.join(instance.dir, "sgid")
+    os.mkdir(bindir)
+    os.chmod(bindir, 0o755)
+    drop = os.path.join(bindir, "facteur-drop")
+    with open(os.path.join(fh.BIN, "facteur-drop"), "rb") as src, open(drop, "wb") as dst:
+        dst.write(src.read())
+    gid = grp.getgrnam(instance.setgid_group).gr_gid
+    os.chown(drop, 0, gid)
+    os.chmod(drop, 0o2755)
+    nobody = pwd.getpwnam("nobody")
+    env = {"FACTEUR_CONFIG_DIR": instance.confdir, "PATH": "/usr/bin:/bin"}
+
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    r = subprocess.run([drop], input=GOOD_DROP, capture_output=True, timeout=20, env=env,
+                       preexec_fn=as_nobody)
+    assert r.returncode != 0, r.stderr
+    assert queue_files(instance, "maildrop") == []
+    assert instance.confdir.encode() not in r.stderr
