@@ -8,6 +8,7 @@ import base64
 import os
 import re
 import select
+import shutil
 import smtplib
 import subprocess
 import time
@@ -194,3 +195,29 @@ def test_sasl_exceptions_networks(instance):
     assert "AUTH" not in d.cmd("EHLO client.test", 250)
     d.cmd("AUTH PLAIN %s" % plain(USER, PASSWORD), 454, r"4\.7\.0")
     d.cmd("QUIT", 221)
+
+
+def test_fail2ban_postfix_filter_matches_auth_failures(instance):
+    """The stock postfix filter in auth mode, told facteur's process tag
+    (jail.local: filter = postfix[mode=auth, _daemon="..."]), matches each
+    failed AUTH and not the successful one."""
+    if shutil.which("fail2ban-regex") is None:
+        pytest.fail("fail2ban-regex is not installed (Debian package fail2ban)")
+    ports = start_smtpd(instance, submission=True)
+    for password in ("wrong-1", "wrong-2", PASSWORD):
+        with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as c:
+            c.starttls(context=tls_context())
+            c.ehlo("client.test")
+            try:
+                c.login(USER, password)
+            except smtplib.SMTPAuthenticationError:
+                pass
+    instance.wait_for_log(r"SASL \w+ authentication failed", count=2)
+    r = subprocess.run(["fail2ban-regex", instance.maillog,
+                        'postfix[mode=auth, _daemon="facteur(?:/\\w+)?/smtpd"]'],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", r.stdout)
+    # smtplib tries PLAIN, then LOGIN: two failure lines per bad login.
+    failures = len(instance.log_lines(r"SASL \w+ authentication failed"))
+    assert failures == 4
+    assert m and int(m.group(1)) == failures, r.stdout + r.stderr
