@@ -115,8 +115,6 @@ def test_smtpd_to_maildir_and_relayhost(instance, tmp_path):
         sink.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="lmtpd logs its own to=<...>, relay=local, delay=... "
-                   "status=sent line beside the LMTP client's, and pflogsumm counts both")
 def test_pflogsumm_counts_each_recipient_once(instance, tmp_path):
     sink_port = fh.free_port()
     sink = SmtpSink(sink_port, str(tmp_path / "dump"))
