@@ -422,8 +422,12 @@ static void add_bcc(struct cleanup *c)
 
     if (c->flags & CLEANUP_FL_NOBCC)
         goto out;
-    if (var_always_bcc != NULL && *var_always_bcc != '\0')
-        add_rcpt(c, var_always_bcc, NULL, QFILE_NOTIFY_NEVER);
+    if (var_always_bcc != NULL && *var_always_bcc != '\0') {
+        char *bcc = local_qualify(c, var_always_bcc);
+
+        add_rcpt(c, bcc, NULL, QFILE_NOTIFY_NEVER);
+        free(bcc);
+    }
     if (c->sender != NULL && *c->sender != '\0' && maps_count(sender_bcc) > 0) {
         int rc = maps_lookup_addr(sender_bcc, c->sender, var_recipient_delimiter, 0, val,
                                   NULL, why);
@@ -532,7 +536,7 @@ static void move_to_hold(struct cleanup *c)
     qid_path(from, c->queue_dir, "incoming", c->qid, 0);
     qid_path(to, c->queue_dir, "hold", c->qid, 0);
     if (renameat2(AT_FDCWD, strbuf_str(from), AT_FDCWD, strbuf_str(to), RENAME_NOREPLACE) < 0)
-        log_warn("%s: cannot move to hold: %m (left in incoming)", c->qid);
+        log_warn("%s: cannot move to hold: %m (the queue manager may have taken it)", c->qid);
     else if (qfile_sync_queue(c->queue_dir, "hold", why) < 0)
         log_warn("%s: %s", c->qid, strbuf_str(why));
     if (qfile_sync_dir(c->queue_dir, why) < 0)
