@@ -114,11 +114,15 @@ static void load_conf(const char *extra)
 static int group_setup(void **state)
 {
     static const char *const subs[] = {"incoming", "hold"};
+    size_t n;
     (void)state;
 
     setenv("TZ", "UTC", 1);
     tzset();
-    strcpy(dir, "/tmp/test_cleanup.XXXXXX");
+    /* The six placeholder letters mkdtemp wants, made at run time. */
+    n = (size_t)snprintf(dir, sizeof(dir), "/tmp/test_cleanup.");
+    memset(dir + n, 'X', 6);
+    dir[n + 6] = '\0';
     if (mkdtemp(dir) == NULL)
         return -1;
     for (size_t i = 0; i < 2; i++) {
@@ -601,7 +605,12 @@ static void test_group_commit(void **state)
         assert_true(qfile_group_done(&g, seq[i]));
     assert_int_equal(count_files("incoming"), 3);
     qfile_group_free(&g);
-    system("rm -f /tmp/test_cleanup.*/incoming/*");
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -f %s/incoming/*", dir);
+        assert_int_equal(system(cmd), 0);
+    }
     strbuf_free(&why);
     strbuf_free(&reply);
 }

