@@ -48,8 +48,13 @@ struct resolve {
     char *virtual_transport, *virtual_nexthop;
     char *relay_transport, *relay_nexthop;
     char *default_transport, *default_nexthop;
+    bool prop_canonical, prop_virtual;  /* propagate_unmatched_extensions */
+    bool cmd_alias, cmd_include;        /* allow_mail_to_commands */
+    bool file_alias, file_include;      /* allow_mail_to_files */
     struct strbuf *tmp;
 };
+
+static bool resolve_listed(const char *value, const char *what);
 
 /* ---- alias value parsing ---------------------------------------- */
 
@@ -261,6 +266,12 @@ struct resolve *resolve_new(struct strbuf *why)
         resolve_free(&r);
         return NULL;
     }
+    r->prop_canonical = resolve_listed(var_propagate_unmatched_extensions, "canonical");
+    r->prop_virtual = resolve_listed(var_propagate_unmatched_extensions, "virtual");
+    r->cmd_alias = resolve_listed(var_allow_mail_to_commands, "alias");
+    r->cmd_include = resolve_listed(var_allow_mail_to_commands, "include");
+    r->file_alias = resolve_listed(var_allow_mail_to_files, "alias");
+    r->file_include = resolve_listed(var_allow_mail_to_files, "include");
     resolve_split_transport(var_local_transport, &r->local_transport, &r->local_nexthop);
     resolve_split_transport(var_virtual_transport, &r->virtual_transport, &r->virtual_nexthop);
     resolve_split_transport(var_relay_transport, &r->relay_transport, &r->relay_nexthop);
@@ -366,10 +377,10 @@ static void resolve_qualify(const char *addr, struct strbuf *out)
         strbuf_appendf(out, "@%s", var_myorigin);
 }
 
-/* True if propagate_unmatched_extensions lists what. */
-static bool resolve_propagate(const char *what)
+/* True if the list parameter value names what (case-insensitive). */
+static bool resolve_listed(const char *value, const char *what)
 {
-    char **list = conf_list_split(var_propagate_unmatched_extensions);
+    char **list = conf_list_split(value);
     bool yes = false;
 
     for (size_t i = 0; list[i] != NULL; i++)
@@ -433,7 +444,7 @@ static int resolve_canon_lookup(struct resolve *r, struct maps *ms, const char *
     } else {
         strbuf_set(out, strbuf_str(val));
     }
-    if (resolve_propagate("canonical"))
+    if (r->prop_canonical)
         resolve_add_ext(out, strbuf_str(ext));
     rc = strlen(strbuf_str(out)) > RESOLVE_ADDR_MAX ? 0 : 1;
 done:
@@ -634,17 +645,11 @@ static int resolve_final(struct resolve_walk *w, const char *addr)
 /* Pipe or file from an alias, with the allow_mail_to_* decision. */
 static void resolve_special(struct resolve_walk *w, enum resolve_kind kind, const char *value)
 {
-    const char *allow = kind == RESOLVE_PIPE ? var_allow_mail_to_commands
-                                             : var_allow_mail_to_files;
-    const char *want = w->src == RESOLVE_SRC_INCLUDE ? "include" : "alias";
-    char **list = conf_list_split(allow);
+    bool inc = w->src == RESOLVE_SRC_INCLUDE;
     struct resolve_target *t;
-    bool ok = false;
+    bool ok = kind == RESOLVE_PIPE ? (inc ? w->r->cmd_include : w->r->cmd_alias)
+                                   : (inc ? w->r->file_include : w->r->file_alias);
 
-    for (size_t i = 0; list[i] != NULL; i++)
-        if (strcasecmp(list[i], want) == 0)
-            ok = true;
-    conf_list_free(&list);
     if (resolve_have(w->res, kind, value))
         return;
     t = resolve_push(w->res, kind, value);
@@ -786,7 +791,7 @@ static int resolve_expand(struct resolve_walk *w, const char *addr)
         const char *saved = w->ext;
         w->res->expanded = true;
         w->chain[w->depth++] = addr;
-        w->ext = strbuf_len(ext) > 0 && resolve_propagate("virtual") ? strbuf_str(ext) : NULL;
+        w->ext = strbuf_len(ext) > 0 && w->r->prop_virtual ? strbuf_str(ext) : NULL;
         rc = resolve_alias_parse(strbuf_str(val), strbuf_len(val), resolve_item, w, w->why);
         w->ext = saved;
         w->depth--;

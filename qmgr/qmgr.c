@@ -146,10 +146,12 @@ static size_t qmgr_scan(const char *queue, bool due_only, bool *more_r)
     }
     if (n == QMGR_SCAN_BATCH)
         *more_r = true;
-    /* The renames must survive a crash before anything is delivered: a
-     * file found again in incoming/ after a power loss would be harmless
-     * (done marks travel with it) but active/ is where restart looks. */
-    if (nmoved > 0 && (fileops_fsync_dir("active", why) < 0 || fileops_fsync_dir(queue, why) < 0))
+    /* One sync of active/ for the whole batch, before any delivery of
+     * the files moved.  The source directory needs none: a rename is
+     * atomic, so after a power loss each file is under one name or the
+     * other, and either queue is scanned again (its done marks travel
+     * with it). */
+    if (nmoved > 0 && fileops_fsync_dir("active", why) < 0)
         log_warn("%s", strbuf_str(why));
     for (size_t i = 0; i < nmoved; i++)
         qmgr_message_load(moved[i]);
