@@ -24,12 +24,14 @@
  * it is not absolute or has "." or ".." components.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/fsuid.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -510,6 +512,37 @@ int lmtpd_rcpt_quota(struct lmtpd_rcpt *r, uint64_t size, struct strbuf *reply_r
 
 /* ---- delivery ---------------------------------------------------- */
 
+/* How often a Maildir's tmp/ and delivery markers are swept. */
+#define LMTPD_CLEAN_INTERVAL (8 * 3600)
+
+/*
+ * Now and then (Dovecot's rule: tmp/'s atime older than 8 hours, set again
+ * after each sweep) remove what crashed deliveries left in tmp/ and the
+ * expired markers of keyed deliveries, so neither grows for a user who
+ * never opens the mailbox over IMAP.  Runs as the mailbox owner.
+ */
+static void deliver_sweep(const char *dir)
+{
+    struct strbuf *tmp = strbuf_new(128), *why = strbuf_new(64);
+    struct timespec ts[2];
+    struct stat st;
+    time_t now = time(NULL);
+
+    maildir_path(tmp, dir, "tmp", NULL);
+    if (stat(strbuf_str(tmp), &st) == 0 && st.st_atime < now - LMTPD_CLEAN_INTERVAL) {
+        if (maildir_clean_tmp(dir, now, MAILDIR_TMP_STALE_SECS, why) < 0)
+            log_warn("clean %s: %s", dir, strbuf_str(why));
+        ts[0].tv_sec = now;
+        ts[0].tv_nsec = 0;
+        ts[1].tv_sec = 0;
+        ts[1].tv_nsec = UTIME_OMIT;
+        if (utimensat(AT_FDCWD, strbuf_str(tmp), ts, 0) < 0)
+            log_warn("utimensat %s: %m", strbuf_str(tmp));
+    }
+    strbuf_free(&tmp);
+    strbuf_free(&why);
+}
+
 /* True if the message's header block already has "Delivered-To: addr":
  * the mail came back round a forwarding loop (Postfix local(8) refuses it
  * the same way).  Only the header, up to the first empty line, is read. */
@@ -619,6 +652,7 @@ static int deliver_one(const struct lmtpd_msg *m, struct lmtpd_rcpt *r, struct s
     if (rc == 0 && r->quota_def[0] && maildir_quota_update(r->root, (int64_t)size, 1, why) < 0)
         log_warn("%s: maildirsize of %s: %s", m->log_id, r->user, strbuf_str(why));
     r->linked = true;
+    deliver_sweep(strbuf_str(r->dir));
 done:
     strbuf_free(&key);
     priv_leave();

@@ -626,3 +626,23 @@ def test_trickling_data_times_out(instance):
     assert closed, "lmtpd kept a trickling client for 10s"
     assert time.monotonic() - start < 6
     assert lm.files("alice") == []
+
+
+def test_tmp_is_swept_at_most_every_8_hours(instance):
+    # The sweep itself (stale tmp/ files, expired markers) is lib/maildir's
+    # maildir_clean_tmp, tested there; here: lmtpd runs it when tmp/'s
+    # atime is over 8 hours old, and marks the time by setting that atime.
+    lm = Lmtp(instance)
+    c = lm.client()
+    assert c.sendmail("s@example.org", ["alice@" + DOMAIN], msg("first")) == {}
+    tmp = os.path.join(lm.maildir("alice"), "tmp")
+    now = time.time()
+    one_hour, nine_hours = now - 3600, now - 9 * 3600
+    os.utime(tmp, (one_hour, os.stat(tmp).st_mtime))
+    assert c.sendmail("s@example.org", ["alice@" + DOMAIN], msg("second")) == {}
+    assert abs(os.stat(tmp).st_atime - one_hour) < 2, "swept again within 8 hours"
+    os.utime(tmp, (nine_hours, os.stat(tmp).st_mtime))
+    assert c.sendmail("s@example.org", ["alice@" + DOMAIN], msg("third")) == {}
+    c.quit()
+    assert os.stat(tmp).st_atime > now - 60, "not swept after 9 hours"
+    assert len(lm.files("alice")) == 3 and lm.files("alice", "tmp") == []
