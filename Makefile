@@ -90,9 +90,9 @@ deps:
 	@tools/deps.sh
 
 run: deps all
-	@tools/run-instance.sh start
+	@BIN=$(BIN) LIBEXEC=$(LIBEXEC) tools/run-instance.sh start
 stop:
-	@tools/run-instance.sh stop
+	@BIN=$(BIN) LIBEXEC=$(LIBEXEC) tools/run-instance.sh stop
 
 check: deps all
 	@/usr/bin/python3 tests/run_all.py --build $(O) --bin $(BIN) --libexec $(LIBEXEC)

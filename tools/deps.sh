@@ -4,7 +4,7 @@
 # --test adds what `make check` needs (pytest and its timeout plugin, the
 # reference servers and clients the system tests drive, clang for fuzzing).
 BUILD_PKGS="autoconf automake gcc make pkg-config libssl-dev libdb5.3-dev libunbound-dev libpam0g-dev libcrypt-dev libcmocka-dev libmilter-dev openssl"
-TEST_PKGS="python3 python3-pytest python3-pytest-timeout swaks postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d unbound fail2ban pflogsumm libclang-rt-14-dev clang procps psmisc"
+TEST_PKGS="python3 python3-pytest python3-pytest-timeout swaks postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d unbound ldnsutils fail2ban pflogsumm strace iproute2 whois libclang-rt-14-dev clang procps psmisc"
 want="$BUILD_PKGS"
 [ "${1:-}" = "--test" ] && want="$BUILD_PKGS $TEST_PKGS"
 missing=""
