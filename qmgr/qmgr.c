@@ -161,26 +161,48 @@ static size_t qmgr_scan(const char *queue, bool due_only, bool *more_r)
     return nmoved;
 }
 
-/* Before each wait: run the scans asked for, then the scheduler. */
-static void qmgr_before_sleep(void *ctx)
+static void qmgr_scan_deferred_now(void)
 {
     bool more;
 
+    qmgr_scan_deferred_wanted = false;
+    qmgr_sched_revive();
+    qmgr_scan("deferred", !qmgr_scan_deferred_all, &more);
+    qmgr_scan_deferred_all = false;
+    if (more)
+        qmgr_scan_deferred_wanted = true;
+}
+
+static void qmgr_scan_incoming_now(void)
+{
+    bool more;
+
+    qmgr_scan_incoming_wanted = false;
+    qmgr_scan("incoming", false, &more);
+    if (more)
+        qmgr_scan_incoming_wanted = true;
+}
+
+/* Before each wait: run the scans asked for, then the scheduler.  When
+ * both queues wait for room in the active queue, they take turns, so a
+ * deferred backlog cannot keep new mail out, nor the reverse. */
+static void qmgr_before_sleep(void *ctx)
+{
+    static bool incoming_first = true;
+
     (void)ctx;
-    if (qmgr_scan_deferred_wanted && qmgr_room()) {
-        qmgr_scan_deferred_wanted = false;
-        qmgr_sched_revive();
-        qmgr_scan("deferred", !qmgr_scan_deferred_all, &more);
-        qmgr_scan_deferred_all = false;
-        if (more)
-            qmgr_scan_deferred_wanted = true;
+    if (incoming_first) {
+        if (qmgr_scan_incoming_wanted && qmgr_room())
+            qmgr_scan_incoming_now();
+        if (qmgr_scan_deferred_wanted && qmgr_room())
+            qmgr_scan_deferred_now();
+    } else {
+        if (qmgr_scan_deferred_wanted && qmgr_room())
+            qmgr_scan_deferred_now();
+        if (qmgr_scan_incoming_wanted && qmgr_room())
+            qmgr_scan_incoming_now();
     }
-    if (qmgr_scan_incoming_wanted && qmgr_room()) {
-        qmgr_scan_incoming_wanted = false;
-        qmgr_scan("incoming", false, &more);
-        if (more)
-            qmgr_scan_incoming_wanted = true;
-    }
+    incoming_first = !incoming_first;
     qmgr_sched_run();
 }
 
