@@ -523,3 +523,46 @@ def test_slow_destination_does_not_starve_others(instance):
         assert agents["smtp"].peak["slow.example"] == 2
     finally:
         close_agents(agents)
+
+
+def test_active_queue_is_bounded(instance):
+    agents = qmgr_instance(instance, {"qmgr_message_active_limit": "3"})
+    agents["smtp"].delay = 0.2
+    try:
+        qids = [queue_msg(instance, "s@example.org", ["u%d@d%d.example" % (i, i)])
+                for i in range(10)]
+        trigger(instance)
+        peak = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not empty_queues(instance):
+            peak = max(peak, len(qp.list_queue(instance.queue, "active")))
+            time.sleep(0.02)
+        assert empty_queues(instance)
+        assert 1 <= peak <= 3, peak
+        for q in qids:
+            assert instance.log_lines(r"%s: removed" % q)
+    finally:
+        close_agents(agents)
+
+
+def test_corrupt_file_and_missing_transport(instance):
+    agents = qmgr_instance(instance, {
+        "transport_maps": "inline:{ {nowhere.example = nosuch:} }"})
+    try:
+        bad = qp.make_qid(int(time.time()), 1, 12345)
+        path = os.path.join(instance.queue, "incoming", bad)
+        with open(path, "wb") as f:
+            f.write(b"V\0\0\0\x0ffacteur-queue 1T\0\0\0\x01x")
+        if fh.is_root():
+            pw = pwd.getpwnam(instance.mail_owner)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        qid = queue_msg(instance, "s@example.org", ["u@nowhere.example"])
+        trigger(instance)
+        instance.wait_for_log(r"warning: %s: corrupt queue file, moved to corrupt/" % bad)
+        assert os.path.exists(os.path.join(instance.queue, "corrupt", bad))
+        instance.wait_for_log(r"%s: to=<u@nowhere\.example>, relay=none, .*status=deferred "
+                              r"\(mail transport unavailable\)" % qid)
+        fh.wait_until(lambda: qid in qp.list_queue(instance.queue, "deferred"), 10,
+                      "the message in deferred/")
+    finally:
+        close_agents(agents)
