@@ -264,3 +264,29 @@ def _read_nb(fd):
         return os.read(fd, 64)
     except BlockingIOError:
         return b""
+
+
+def test_discard_ehlo_keywords_banner_and_vrfy(instance):
+    ports = start_smtpd(instance, params={"smtpd_discard_ehlo_keywords": "chunking, dsn",
+                                          "smtpd_banner": "$myhostname ESMTP ready",
+                                          "disable_vrfy_command": "yes"})
+    d = Dialog(ports["smtp"])
+    d.expect(220, r"^220 localhost ESMTP ready$")
+    kws = [l[4:] for l in d.cmd("EHLO client.test", 250).split("\n")[1:]]
+    assert "CHUNKING" not in kws and "DSN" not in kws and "PIPELINING" in kws
+    assert kws[-1] == "SMTPUTF8"
+    d.cmd("VRFY bob", 502, r"5\.5\.1")
+    d.cmd("QUIT", 221)
+
+
+def test_swaks_pipelining(instance):
+    if shutil.which("swaks") is None:
+        pytest.fail("swaks is not installed")
+    ports = start_smtpd(instance)
+    r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(ports["smtp"]),
+                        "--from", "a@remote.test", "--to", "carol@example.test,dave@example.test",
+                        "--helo", "swaks.test", "--pipeline", "--timeout", "10"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (m,) = wait_messages(instance, 1)
+    assert m.addrs == ["carol@example.test", "dave@example.test"]
