@@ -597,6 +597,7 @@ static int deliver_one(const struct lmtpd_msg *m, struct lmtpd_rcpt *r, struct s
     size = strbuf_len(hdr) + m->len;
     if (priv_enter(r, why) < 0) {
         r->status = 4;
+        log_warn("%s: %s", m->log_id, strbuf_str(why));
         return -1;
     }
     rc = -1;

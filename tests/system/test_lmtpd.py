@@ -466,6 +466,7 @@ def test_root_owned_mailbox_refused(instance):
     assert e.value.smtp_code == 451
     c.quit()
     assert not os.path.exists(lm.home("toor"))
+    instance.wait_for_log(r"lmtpd\[\d+\]: warning: \w+: refusing to deliver as root for toor@")
 
 
 def test_system_user_written_as_that_user(instance):
@@ -646,3 +647,20 @@ def test_tmp_is_swept_at_most_every_8_hours(instance):
     c.quit()
     assert os.stat(tmp).st_atime > now - 60, "not swept after 9 hours"
     assert len(lm.files("alice")) == 3 and lm.files("alice", "tmp") == []
+
+
+def test_nul_in_message_refused_for_each_recipient(instance):
+    lm = Lmtp(instance)
+    d = lm.dialogue()
+    d.send_raw("LHLO c\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice@%s>\r\n"
+               "RCPT TO:<bob@%s>\r\nDATA\r\n" % (DOMAIN, DOMAIN))
+    d.expect_reply("250")
+    for _ in range(3):
+        d.expect(r"^(250|354) ")
+    d.send_raw(b"Subject: nul\r\n\r\nbad\x00byte\r\n.\r\n")
+    d.expect(r"^550 5\.6\.0 .*NUL")
+    d.expect(r"^550 5\.6\.0 .*NUL")
+    d.send("NOOP")
+    d.expect(r"^250 ")
+    d.close()
+    assert lm.files("alice") == [] and lm.files("bob") == []
