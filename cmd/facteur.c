@@ -40,6 +40,7 @@
 #include "mastercf.h"
 #include "mem.h"
 #include "params.h"
+#include "queue_scan.h"
 #include "strbuf.h"
 
 #define START_WAIT_MS 30000     /* master -w plus pid file */
@@ -522,58 +523,28 @@ static int do_status(void)
     return 0;
 }
 
-/* Ask qmgr to retry the deferred queue now: Postfix's flush request
- * letters (F: forget dead destinations, A: scan all queues, I: incoming). */
+/* Ask qmgr to retry the deferred queue now, exactly as facteur-queue -f
+ * does (lib/queue_scan): every deferred message becomes due and qmgr gets
+ * Postfix's flush request letters (F: forget dead destinations, A: scan
+ * all queues, I: incoming). */
 static int do_flush(void)
 {
-    static const char request[] = "FAI";
-    char *path = xasprintf("%s/public/qmgr", var_queue_directory);
-    struct stat st;
-    int fd = -1, rc = 1;
+    struct strbuf *why;
+    int n;
 
     if (master_running() == 0) {
         log_info("the mail system is not running");
-        goto out;
+        return 1;
     }
-    if (stat(path, &st) < 0) {
-        log_error("qmgr is not running (%s: %m)", path);
-        goto out;
+    why = strbuf_new(128);
+    if ((n = queue_flush_all(var_queue_directory, why)) < 0) {
+        log_error("%s", strbuf_str(why));
+        strbuf_free(&why);
+        return 1;
     }
-    if (S_ISFIFO(st.st_mode)) {
-        /* Non-blocking: ENXIO means nobody reads the FIFO. */
-        if ((fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
-            log_error("qmgr is not running (%s: %m)", path);
-            goto out;
-        }
-    } else if (S_ISSOCK(st.st_mode)) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-
-        if (strlen(path) >= sizeof(sun.sun_path)) {
-            log_error("%s: socket path too long", path);
-            goto out;
-        }
-        strcpy(sun.sun_path, path);
-        if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-            log_fatal("socket: %m");
-        if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-            log_error("qmgr is not running (connect %s: %m)", path);
-            goto out;
-        }
-    } else {
-        log_error("%s is neither a FIFO nor a socket", path);
-        goto out;
-    }
-    if (write(fd, request, sizeof(request) - 1) != (ssize_t)(sizeof(request) - 1)) {
-        log_error("cannot wake up qmgr via %s: %m", path);
-        goto out;
-    }
-    log_info("asked qmgr to flush the queue");
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(path);
-    return rc;
+    strbuf_free(&why);
+    log_info("asked qmgr to flush the queue (%d deferred message%s)", n, n == 1 ? "" : "s");
+    return 0;
 }
 
 struct command {

@@ -320,8 +320,9 @@ void queue_format_mailq(struct strbuf *out, const struct queue_msg *m)
     if (localtime_r(&t, &tm) == NULL || strftime(date, sizeof(date), "%a %b %e %H:%M:%S", &tm) == 0)
         strcpy(date, "?");
     /* asctime's day of month is space-padded, as %e is. */
+    /* The null sender shows as Postfix shows it. */
     strbuf_appendf(out, "%-11s %7llu %-20.20s %s\n", id, (unsigned long long)m->size, date,
-                   m->sender);
+                   m->sender[0] ? m->sender : "MAILER-DAEMON");
     for (size_t i = 0; i < m->nrcpt; i++) {
         const char *reason = m->rcpts[i].reason;
 
@@ -525,7 +526,7 @@ out:
 int queue_wake_qmgr(const char *queue_dir, struct strbuf *why)
 {
     if (trigger_send(queue_dir, "qmgr", "FI", 2) < 0) {
-        strbuf_printf(why, "cannot wake up qmgr through %s/public/qmgr", queue_dir);
+        strbuf_printf(why, "qmgr is not running or cannot be reached through %s/public/qmgr", queue_dir);
         return -1;
     }
     return 0;
@@ -546,7 +547,7 @@ int queue_flush_all(const char *queue_dir, struct strbuf *why)
     free(list);
     strbuf_reset(why);
     if (trigger_send(queue_dir, "qmgr", "FAI", 3) < 0) {
-        strbuf_printf(why, "cannot wake up qmgr through %s/public/qmgr", queue_dir);
+        strbuf_printf(why, "qmgr is not running or cannot be reached through %s/public/qmgr", queue_dir);
         return -1;
     }
     return touched;
