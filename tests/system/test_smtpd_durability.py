@@ -6,8 +6,13 @@ under a queue ID name, and every 250 has its file."""
 
 import os
 import random
+import re
+import shutil
 import signal
+import subprocess
 import time
+
+import pytest
 
 import facteur_harness as fh
 from test_smtpd_common import Dialog, QueueFile, queue_names, start_smtpd
@@ -82,3 +87,35 @@ def test_kills_around_the_final_dot(instance):
         assert qid in names, "acknowledged %s lost" % qid
     for n in names:
         assert QueueFile(os.path.join(instance.queue, "incoming", n)).ended
+
+
+def test_syscall_order_sync_rename_sync_then_250(instance):
+    """strace a stand-alone smtpd (-S) receiving one message: the queue
+    file is fdatasynced, renamed into incoming/ and incoming/ fsynced,
+    all before the 250 is written."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is not installed")
+    start_smtpd(instance, with_anvil=False)
+    trace = os.path.join(instance.dir, "strace.out")
+    dialog = b"EHLO client.test\r\n"
+    r = subprocess.run(["strace", "-f", "-o", trace, "-e",
+                        "trace=fsync,fdatasync,rename,renameat,renameat2,write",
+                        os.path.join(instance.daemon_dir, "smtpd"), "-S", "-c", instance.confdir,
+                        "-o", "smtpd_forbid_unauth_pipelining=no"],
+                       input=dialog + b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.test>\r\n"
+                       b"DATA\r\nSubject: traced\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+                       capture_output=True, timeout=60)
+    assert b"250 2.0.0 Ok: queued as" in r.stdout, r.stdout + r.stderr
+    with open(trace) as f:
+        calls = f.read().splitlines()
+    def first(pattern):
+        for i, line in enumerate(calls):
+            if re.search(pattern, line):
+                return i
+        raise AssertionError("no %s in the trace:\n%s" % (pattern, "\n".join(calls[-30:])))
+    i_sync = first(r"fdatasync\(\d+\)\s+= 0|fsync\(\d+\)\s+= 0")
+    i_rename = first(r"rename.*incoming/\.tmp.*incoming/\w+")
+    i_dirsync = next(i for i in range(i_rename + 1, len(calls))
+                     if re.search(r"\bfsync\(\d+\)\s+= 0", calls[i]))
+    i_250 = first(r'write\(1, "250 2\.0\.0 Ok: queued as')
+    assert i_sync < i_rename < i_dirsync < i_250
