@@ -17,8 +17,13 @@
 
 static void tls_log_established(struct smtpd_session *s)
 {
-    log_info("%s TLS connection established from %s: %s", "Anonymous",
-             strbuf_str(s->namaddr), tls_conn_summary(s->tls));
+    /* Postfix's words: a client certificate makes it Untrusted, or
+     * Trusted when it verified against smtpd_tls_CAfile. */
+    const char *kind = !tls_conn_peer_cert(s->tls) ? "Anonymous"
+                       : tls_conn_peer_verified(s->tls) ? "Trusted" : "Untrusted";
+
+    log_info("%s TLS connection established from %s: %s", kind, strbuf_str(s->namaddr),
+             tls_conn_summary(s->tls));
 }
 
 int smtpd_tls_wrapper(struct smtpd_session *s)

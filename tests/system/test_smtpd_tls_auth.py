@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from test_smtpd_common import (PASSWORD, USER, Dialog, start_smtpd, tls_context,
+from test_smtpd_common import (PASSWORD, USER, Dialog, make_cert, start_smtpd, tls_context,
                                wait_messages)
 
 MSG = b"Subject: tls\r\n\r\nover TLS\r\n"
@@ -221,3 +221,16 @@ def test_fail2ban_postfix_filter_matches_auth_failures(instance):
     failures = len(instance.log_lines(r"SASL \w+ authentication failed"))
     assert failures == 4
     assert m and int(m.group(1)) == failures, r.stdout + r.stderr
+
+
+def test_client_certificate_logged_trusted(instance):
+    cert, key = make_cert(instance)
+    ports = start_smtpd(instance, tls=True, params={"smtpd_tls_ask_ccert": "yes",
+                                                    "smtpd_tls_CAfile": cert})
+    ctx = tls_context()
+    ctx.load_cert_chain(cert, key)
+    with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=10) as c:
+        c.starttls(context=ctx)
+        c.ehlo("client.test")
+        c.noop()
+    instance.wait_for_log(r"Trusted TLS connection established from unknown\[127\.0\.0\.1\]")
