@@ -290,3 +290,22 @@ def test_swaks_pipelining(instance):
     assert r.returncode == 0, r.stdout + r.stderr
     (m,) = wait_messages(instance, 1)
     assert m.addrs == ["carol@example.test", "dave@example.test"]
+
+
+def test_pflogsumm_reads_smtpd_lines(instance):
+    if shutil.which("pflogsumm") is None:
+        pytest.fail("pflogsumm is not installed")
+    ports = start_smtpd(instance)
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    d.cmd("MAIL FROM:<a@remote.test>", 250)
+    d.cmd("RCPT TO:<someone@elsewhere.test>", 554, r"5\.7\.1")
+    d.cmd("QUIT", 221)
+    send_simple(ports["smtp"])
+    instance.wait_for_log(r"disconnect from", count=2)
+    r = subprocess.run(["pflogsumm", "--syslog-name=facteur", instance.maillog],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\s+1\s+rejected", r.stdout, re.M), r.stdout
+    assert re.search(r"(?s)Relay access denied", r.stdout), r.stdout
