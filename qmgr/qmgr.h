@@ -78,6 +78,9 @@ void qmgr_message_release(struct qmgr_message *msg);
 /* Record a deferral for recipient index (logged by the caller). */
 void qmgr_message_defer(struct qmgr_message *msg, size_t index, const char *addr,
                         const char *dsn, const char *text, const char *relay);
+/* True once the message is older than its queue lifetime
+ * (maximal_queue_lifetime; bounce_queue_lifetime for the null sender). */
+bool qmgr_message_expired(const struct qmgr_message *msg);
 /* Log "QID: to=<addr>, [orig_to=<o>, ]relay=..., delay=..., delays=...,
  * dsn=..., status=STATUS (text)" for an outcome qmgr decided itself. */
 void qmgr_log_rcpt(const struct qmgr_message *msg, size_t index, const char *addr,

@@ -164,8 +164,29 @@ static void qmgr_defer(struct qmgr_message *msg)
         log_warn("%s: rename %s to %s: %m", msg->qid, msg->path, dst);
 }
 
+/* Past its lifetime, whatever deferred the recipients this round (an
+ * agent, a dead destination, a table failure), they are returned. */
+static void qmgr_expire(struct qmgr_message *msg)
+{
+    struct qmgr_outcome *o = msg->defers;
+    size_t n = msg->ndefer;
+
+    msg->defers = NULL;
+    msg->ndefer = 0;
+    qmgr_bounce(msg, o, n, QMGR_BOUNCE_EXPIRED);
+    for (size_t i = 0; i < n; i++) {
+        free(o[i].addr);
+        free(o[i].dsn);
+        free(o[i].text);
+        free(o[i].relay);
+    }
+    free(o);
+}
+
 void qmgr_defer_finish(struct qmgr_message *msg)
 {
+    if (!qfile_all_done(msg->qf) && msg->ndefer > 0 && qmgr_message_expired(msg))
+        qmgr_expire(msg);
     if (qfile_all_done(msg->qf))
         qmgr_remove(msg);
     else

@@ -86,21 +86,12 @@ static void qmgr_delivery_end(struct qmgr_delivery *dl, bool throttle, bool succ
         qmgr_message_release(msg);
 }
 
-/* Queue lifetime for this message: bounces get bounce_queue_lifetime. */
-static bool qmgr_expired(const struct qmgr_message *msg)
-{
-    const struct qfile_env *env = qfile_env(msg->qf);
-    long life = env->sender[0] == '\0' ? var_bounce_queue_lifetime : var_maximal_queue_lifetime;
-
-    return (qmgr_now_us() - msg->arrival_us) / 1000000L >= life;
-}
-
 /* Deferrals (or expiry bounces) for a list of outcomes. */
 static void qmgr_apply_defers(struct qmgr_message *msg, struct qmgr_outcome *o, size_t n)
 {
     if (n == 0)
         return;
-    if (qmgr_expired(msg)) {
+    if (qmgr_message_expired(msg)) {
         qmgr_bounce(msg, o, n, QMGR_BOUNCE_EXPIRED);
         return;
     }

@@ -80,6 +80,14 @@ void qmgr_message_defer(struct qmgr_message *msg, size_t index, const char *addr
 
 /* ---- bounces ------------------------------------------------------ */
 
+bool qmgr_message_expired(const struct qmgr_message *msg)
+{
+    const struct qfile_env *env = qfile_env(msg->qf);
+    long life = env->sender[0] == '\0' ? var_bounce_queue_lifetime : var_maximal_queue_lifetime;
+
+    return (qmgr_now_us() - msg->arrival_us) / 1000000L >= life;
+}
+
 void qmgr_bounce(struct qmgr_message *msg, const struct qmgr_outcome *b, size_t n, int how)
 {
     const struct qfile_env *env = qfile_env(msg->qf);

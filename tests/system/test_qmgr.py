@@ -566,3 +566,22 @@ def test_corrupt_file_and_missing_transport(instance):
                       "the message in deferred/")
     finally:
         close_agents(agents)
+
+
+def test_expiry_also_when_the_destination_is_dead(instance):
+    agents = qmgr_instance(instance, {"maximal_queue_lifetime": "1d",
+                                      "smtp_destination_concurrency_limit": "1"})
+    agents["smtp"].down.add("down.example")
+    try:
+        qids = [queue_msg(instance, "s@example.org", ["u%d@down.example" % i],
+                          arrival=time.time() - 2 * 86400) for i in range(6)]
+        trigger(instance)
+        for q in qids:
+            instance.wait_for_log(r"%s: to=<u\d@down\.example>, .*status=expired, "
+                                  r"returned to sender" % q)
+            instance.wait_for_log(r"%s: removed" % q)
+        assert instance.log_lines(r"status=expired, returned to sender \(delivery temporarily "
+                                  r"suspended")
+        assert len([r for r in agents["smtp"].requests if r["nexthop"] == "down.example"]) <= 4
+    finally:
+        close_agents(agents)
