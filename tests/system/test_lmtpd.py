@@ -11,6 +11,8 @@ virtual users' uid, and a real system user for the passwd userdb.
 import os
 import pwd
 import re
+import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -664,3 +666,35 @@ def test_nul_in_message_refused_for_each_recipient(instance):
     d.expect(r"^250 ")
     d.close()
     assert lm.files("alice") == [] and lm.files("bob") == []
+
+
+def test_one_directory_sync_per_mailbox_per_transaction(instance):
+    """Group commit: every file is fsynced, but a new/ directory shared by
+    several recipients of one transaction is fsynced once, before the
+    replies; counted with strace on the serving lmtpd."""
+    if not fh.is_root() or not shutil.which("strace"):
+        pytest.skip("needs root and strace to trace lmtpd")
+    lm = Lmtp(instance, params={"recipient_delimiter": "+"})
+    c = lm.client()
+    pids = instance.service_pids("lmtpd")
+    assert pids
+    out = os.path.join(instance.dir, "strace.out")
+    argv = ["strace", "-f", "-e", "trace=fsync,fdatasync", "-o", out]
+    for p in pids:
+        argv += ["-p", str(p)]
+    st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        fh.wait_until(lambda: os.path.exists(out), 10, "strace to attach")
+        time.sleep(0.5)
+        replies = lmtp_send(c, "s@example.org",
+                            ["alice@" + DOMAIN, "alice+x@" + DOMAIN, "bob@" + DOMAIN], msg())
+        assert [r[0] for r in replies.values()] == [250, 250, 250], replies
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(20)
+    c.quit()
+    with open(out) as f:
+        calls = [l for l in f if re.search(r"\b(fsync|fdatasync)\(\d+", l)]
+    # Three files, two mailboxes: 3 file syncs + 2 directory syncs.
+    assert len(calls) == 5, calls
+    assert len(lm.files("alice")) == 2 and len(lm.files("bob")) == 1
