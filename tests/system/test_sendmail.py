@@ -171,6 +171,18 @@ def test_refused_invocations(instance, args, text, status):
     assert queue_files(instance, "incoming") == []
 
 
+def test_message_too_big(instance):
+    start(instance, {"message_size_limit": "600"})
+    r = sendmail(instance, ["a@example.org"], "Subject: big\n\n" + "x" * 1000 + "\n")
+    assert r.returncode == 65, r.stderr
+    assert b"message too big" in r.stderr
+    assert queue_files(instance, "maildrop") == []
+    r = sendmail(instance, ["a@example.org"], "Subject: small\n\n" + "x" * 20 + "\n")
+    assert r.returncode == 0, r.stderr
+    _, q = wait_queued(instance, [])
+    assert q["sender"] != "" and "Subject: small" in q["text"]
+
+
 def test_bs_smtp_session(instance):
     start(instance)
     ours, theirs = socket.socketpair()
