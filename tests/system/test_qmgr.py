@@ -362,7 +362,7 @@ def test_aliases_and_virtual_aliases(instance):
         lm = [r for r in agents["lmtp"].requests if r["qid"] == fwd]
         sm = [r for r in agents["smtp"].requests if r["qid"] == fwd]
         assert [r["rcpt_0"] for r in lm] == ["alice@localhost"]
-        assert lm[0]["nexthop"] == "unix:private/lmtp"
+        assert lm[0]["nexthop"] == "unix:private/lmtpd"
         assert [r["rcpt_0"] for r in sm] == ["bob@remote.example"]
         assert sm[0]["rcpt_0_orcpt"] == "rfc822;team@localhost"
         # Virtual aliases: one-to-one rewrites keep the original recipient slot.

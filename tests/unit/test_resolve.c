@@ -207,10 +207,10 @@ struct rcpt_case {
 
 static const struct rcpt_case rcpt_cases[] = {
     /* Plain routing. */
-    { "alice@example.org", 0, "alice@example.org>lmtp:unix:private/lmtp" },
-    { "Alice@EXAMPLE.org", 0, "Alice@EXAMPLE.org>lmtp:unix:private/lmtp" },
-    { "bare", 0, "bare@example.org>lmtp:unix:private/lmtp" },
-    { "u@vmail.example", 0, "u@vmail.example>lmtp:unix:private/lmtp" },
+    { "alice@example.org", 0, "alice@example.org>lmtp:unix:private/lmtpd" },
+    { "Alice@EXAMPLE.org", 0, "Alice@EXAMPLE.org>lmtp:unix:private/lmtpd" },
+    { "bare", 0, "bare@example.org>lmtp:unix:private/lmtpd" },
+    { "u@vmail.example", 0, "u@vmail.example>lmtp:unix:private/lmtpd" },
     { "u@relayed.example", 0, "u@relayed.example>relay:[smart.example]:587" },
     { "u@a.relayed.example", 0, "u@a.relayed.example>relay:[smart.example]:587" },
     { "u@elsewhere.example", 0, "u@elsewhere.example>smtp:[smart.example]:587" },
@@ -221,32 +221,32 @@ static const struct rcpt_case rcpt_cases[] = {
     { "u@void.example", 0, "D:u@void.example" },
     { "who@example.org", 0, "who@example.org>lmtp:unix:private/other" },
     /* Local aliases. */
-    { "postmaster@example.org", 0, "root@example.org>lmtp:unix:private/lmtp" },
+    { "postmaster@example.org", 0, "root@example.org>lmtp:unix:private/lmtpd" },
     { "team@example.org", 0,
-      "alice@example.org>lmtp:unix:private/lmtp bob@example.org>lmtp:unix:private/lmtp" },
+      "alice@example.org>lmtp:unix:private/lmtpd bob@example.org>lmtp:unix:private/lmtpd" },
     { "team+news@example.org", 0,
-      "alice@example.org>lmtp:unix:private/lmtp bob@example.org>lmtp:unix:private/lmtp" },
+      "alice@example.org>lmtp:unix:private/lmtpd bob@example.org>lmtp:unix:private/lmtpd" },
     { "self@example.org", 0,
-      "self@example.org>lmtp:unix:private/lmtp backup@example.org>lmtp:unix:private/lmtp" },
+      "self@example.org>lmtp:unix:private/lmtpd backup@example.org>lmtp:unix:private/lmtpd" },
     { "list@localhost", 0,
-      "carol@example.org>lmtp:unix:private/lmtp dave@remote.example>smtp:[smart.example]:587 "
+      "carol@example.org>lmtp:unix:private/lmtpd dave@remote.example>smtp:[smart.example]:587 "
       "P:/bin/true:0" },
     { "prog@example.org", 0, "P:/usr/bin/filter:1" },
-    { "loop1@example.org", 0, "loop1@example.org>lmtp:unix:private/lmtp" },
+    { "loop1@example.org", 0, "loop1@example.org>lmtp:unix:private/lmtpd" },
     { "deep@example.org", 0, "B:deep@example.org:5.4.6" },
     /* Not local: aliases do not apply. */
     { "team@elsewhere.example", 0, "team@elsewhere.example>smtp:[smart.example]:587" },
     /* Virtual aliases. */
-    { "info@valias.example", 0, "alice@example.org>lmtp:unix:private/lmtp" },
+    { "info@valias.example", 0, "alice@example.org>lmtp:unix:private/lmtpd" },
     { "nobody@valias.example", 0, "B:nobody@valias.example:5.1.1" },
-    { "anyone@catch.example", 0, "sink@example.org>lmtp:unix:private/lmtp" },
+    { "anyone@catch.example", 0, "sink@example.org>lmtp:unix:private/lmtpd" },
     { "multi@vmail.example", 0,
-      "a@vmail.example>lmtp:unix:private/lmtp b@vmail.example>lmtp:unix:private/lmtp" },
-    { "ext+tag@example.org", 0, "extended+tag@example.org>lmtp:unix:private/lmtp" },
+      "a@vmail.example>lmtp:unix:private/lmtpd b@vmail.example>lmtp:unix:private/lmtpd" },
+    { "ext+tag@example.org", 0, "extended+tag@example.org>lmtp:unix:private/lmtpd" },
     /* Canonical. */
-    { "old@example.org", 0, "new@example.org>lmtp:unix:private/lmtp" },
+    { "old@example.org", 0, "new@example.org>lmtp:unix:private/lmtpd" },
     /* Route only. */
-    { "team@example.org", RESOLVE_FL_NOEXPAND, "team@example.org>lmtp:unix:private/lmtp" },
+    { "team@example.org", RESOLVE_FL_NOEXPAND, "team@example.org>lmtp:unix:private/lmtpd" },
 };
 
 static void test_rcpt(void **state)
