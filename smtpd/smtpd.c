@@ -39,6 +39,117 @@ struct smtpd_global smtpd_g;
 /* ------------------------------------------------------------------ */
 /* Replies.                                                            */
 
+/* Expand smtpd_reject_footer into out.  The value is taken before main.cf
+ * expansion (as Postfix keeps this parameter raw) so that the session
+ * macros $client_address, $client_name, $client_port, $helo_name, $code
+ * and $enhanced_code mean this client and this reply; any other $name or
+ * ${name} is the main.cf parameter. */
+static void smtpd_footer_expand(struct smtpd_session *s, const char *code, const char *esc,
+                                struct strbuf *out)
+{
+    const char *p = conf_get_value("smtpd_reject_footer");
+
+    if (p == NULL)
+        p = var_smtpd_reject_footer;
+    while (*p) {
+        char name[65];
+        size_t n = 0;
+        bool braced;
+        const char *v;
+
+        if (*p != '$') {
+            strbuf_appendc(out, *p++);
+            continue;
+        }
+        braced = p[1] == '{';
+        for (const char *q = p + 1 + braced;
+             n < sizeof(name) - 1 && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z')
+                                      || (*q >= '0' && *q <= '9') || *q == '_');
+             q++)
+            name[n++] = *q;
+        name[n] = 0;
+        if (n == 0 || (braced && p[2 + n] != '}')) {
+            strbuf_appendc(out, *p++);
+            continue;
+        }
+        if (strcmp(name, "client_address") == 0)
+            v = s->addr[0] ? s->addr : "unknown";
+        else if (strcmp(name, "client_name") == 0)
+            v = s->name;
+        else if (strcmp(name, "client_port") == 0)
+            v = s->port;
+        else if (strcmp(name, "helo_name") == 0)
+            v = strbuf_str(s->helo);
+        else if (strcmp(name, "code") == 0)
+            v = code;
+        else if (strcmp(name, "enhanced_code") == 0)
+            v = esc;
+        else if ((v = conf_get(name)) == NULL)
+            v = "";
+        strbuf_append(out, v);
+        p += 1 + n + (braced ? 2 : 0);
+    }
+}
+
+#define SMTPD_FOOTER_LINES 20     /* footer lines sent at most */
+
+/* A 4xx/5xx reply with smtpd_reject_footer (Postfix syntax: "\\n" starts a
+ * new reply line, a leading "\\c" continues the reply's own line): the
+ * footer lines repeat the code and the enhanced code. */
+static void smtpd_reply_footer(struct smtpd_session *s, const char *text, size_t len)
+{
+    struct strbuf *foot = strbuf_new(128), *first = strbuf_new(len + 64);
+    const char *seg[SMTPD_FOOTER_LINES];
+    size_t seglen[SMTPD_FOOTER_LINES];
+    char code[4], esc[16] = "";
+    const char *f, *end, *nl;
+    bool more;
+    int n = 0;
+
+    memcpy(code, text, 3);
+    code[3] = 0;
+    if (len > 4) {
+        size_t el = strspn(text + 4, "0123456789.");
+        if (el >= 5 && el < sizeof(esc) && (4 + el == len || text[4 + el] == ' '))
+            memcpy(esc, text + 4, el);
+    }
+    smtpd_footer_expand(s, code, esc, foot);
+    f = strbuf_str(foot);
+    end = f + strbuf_len(foot);
+    strbuf_appendn(first, text, len);
+    if (strncmp(f, "\\c", 2) == 0) {
+        f += 2;
+        nl = strstr(f, "\\n");
+        strbuf_appendn(first, f, nl ? (size_t)(nl - f) : (size_t)(end - f));
+        f = nl ? nl + 2 : end;
+        more = nl != NULL;
+    } else {
+        more = f < end;
+    }
+    while (more && n < SMTPD_FOOTER_LINES) {
+        nl = strstr(f, "\\n");
+        seg[n] = f;
+        seglen[n++] = nl ? (size_t)(nl - f) : (size_t)(end - f);
+        f = nl ? nl + 2 : end;
+        more = nl != NULL;
+    }
+    if (n == 0) {
+        stream_write(s->client, strbuf_str(first), strbuf_len(first));
+    } else {
+        stream_printf(s->client, "%s-", code);
+        if (strbuf_len(first) > 4)
+            stream_write(s->client, strbuf_str(first) + 4, strbuf_len(first) - 4);
+        for (int i = 0; i < n; i++) {
+            stream_printf(s->client, "\r\n%s%c%s%s", code, i == n - 1 ? ' ' : '-', esc,
+                          esc[0] ? " " : "");
+            stream_write(s->client, seg[i], seglen[i]);
+        }
+    }
+    stream_write(s->client, "\r\n", 2);
+    strbuf_free(&foot);
+    strbuf_free(&first);
+}
+
 static void smtpd_reply_write(struct smtpd_session *s, const char *text, size_t len)
 {
     /* Error replies count; past the soft limit each one waits. */
@@ -48,6 +159,11 @@ static void smtpd_reply_write(struct smtpd_session *s, const char *text, size_t 
             smtpd_flush(s);
             sleep((unsigned)var_smtpd_error_sleep_time);
         }
+    }
+    if (len >= 3 && (text[0] == '4' || text[0] == '5') && var_smtpd_reject_footer
+        && *var_smtpd_reject_footer) {
+        smtpd_reply_footer(s, text, len);
+        return;
     }
     stream_write(s->client, text, len);
     stream_write(s->client, "\r\n", 2);

@@ -12,7 +12,8 @@
  * of lib/cleanup keeps only counts (weak definitions: a build that
  * compiles lib/cleanup.c in uses the real one, which then fails to open a
  * queue file and answers 451).  The first input byte picks options: the
- * bare newline mode, XCLIENT/XFORWARD rights, AUTH on, the size limit.
+ * bare newline mode, XCLIENT rights, AUTH on, the size limit, a reject
+ * footer with macros.
  * Checks: the session always ends, every reply line ends in CRLF and
  * starts with a 3-digit code.  Everything is freed per input.
  */
@@ -182,9 +183,12 @@ static void fuzz_config(uint8_t opt)
                   "smtpd_peername_lookup = no\nsmtpd_forbid_bare_newline = %s\n"
                   "message_size_limit = %s\nsmtpd_sasl_auth_enable = %s\n"
                   "smtpd_forbid_unauth_pipelining = %s\nsmtpd_recipient_limit = 5\n"
-                  "smtpd_sasl_path = /nonexistent/fuzz/auth\nline_length_limit = 600\n",
+                  "smtpd_sasl_path = /nonexistent/fuzz/auth\nline_length_limit = 600\n"
+                  "smtpd_reject_footer = %s\n",
                   nl[opt & 3], sizes[(opt >> 2) & 3], (opt & 16) ? "yes" : "no",
-                  (opt & 32) ? "yes" : "no");
+                  (opt & 32) ? "yes" : "no",
+                  (opt & 128) ? "\\c see $client_address\\n$code ${enhanced_code} $helo_name\\n$"
+                              : "");
     if (conf_load_buffer("fuzz/main.cf", strbuf_str(cf), strbuf_len(cf), why) < 0)
         __builtin_trap();
     memset(&smtpd_g, 0, sizeof(smtpd_g));

@@ -309,3 +309,17 @@ def test_pflogsumm_reads_smtpd_lines(instance):
     assert r.returncode == 0, r.stderr
     assert re.search(r"^\s+1\s+rejected", r.stdout, re.M), r.stdout
     assert re.search(r"(?s)Relay access denied", r.stdout), r.stdout
+
+
+def test_reject_footer(instance):
+    ports = start_smtpd(instance, params={
+        "smtpd_reject_footer": r"\c (see https://$myhostname/help)\nclient $client_address "
+                               r"code $code $enhanced_code"})
+    d = Dialog(ports["smtp"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    text = d.cmd("RCPT TO:<a@example.test>", 503)
+    assert text == ("503-5.5.1 Error: need MAIL command (see https://localhost/help)\n"
+                    "503 5.5.1 client 127.0.0.1 code 503 5.5.1"), text
+    assert d.cmd("NOOP", 250) == "250 2.0.0 Ok"
+    d.cmd("QUIT", 221)
