@@ -41,10 +41,14 @@ struct tls_ctx {
     bool server;
     char *cert_file, *key_file;
     struct file_id cert_id, key_id;
+    /* Server options, kept to build a fresh context on reload. */
+    char *protocols, *ciphers, *ca_file;
+    bool ask_client_cert;
 };
 
 struct tls_conn {
     SSL *ssl;
+    struct stream *stream;      /* the stream whose I/O this session serves */
     char summary[160];
     char peer_cn[256];
 };
@@ -159,14 +163,24 @@ static int tls_ctx_common(SSL_CTX *ssl, const char *protocols, const char *ciphe
         tls_why_openssl(why, "bad TLS cipher list");
         return -1;
     }
+    /* A peer that closes without close_notify ends the stream like a TCP
+     * close: the protocols above have their own end markers (".", QUIT,
+     * LOGOUT), so a truncation cannot pass for a complete message. */
     SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
-                                 | SSL_OP_CIPHER_SERVER_PREFERENCE);
+                                 | SSL_OP_CIPHER_SERVER_PREFERENCE
+                                 | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     return 0;
 }
 
+/* Load the pair into ctx->ssl.  The files' identity is taken before they
+ * are read, so a change made during the load is seen at the next check. */
 static int tls_load_pair(struct tls_ctx *ctx, struct strbuf *why)
 {
+    struct file_id c = { 0 }, k = { 0 };
+
+    (void)file_id_get(ctx->cert_file, &c);
+    (void)file_id_get(ctx->key_file, &k);
     if (SSL_CTX_use_certificate_chain_file(ctx->ssl, ctx->cert_file) != 1) {
         tls_why_openssl(why, "cannot load certificate");
         strbuf_appendf(why, " (%s)", ctx->cert_file);
@@ -182,46 +196,80 @@ static int tls_load_pair(struct tls_ctx *ctx, struct strbuf *why)
         strbuf_appendf(why, " (%s, %s)", ctx->cert_file, ctx->key_file);
         return -1;
     }
-    file_id_get(ctx->cert_file, &ctx->cert_id);
-    file_id_get(ctx->key_file, &ctx->key_id);
+    ctx->cert_id = c;
+    ctx->key_id = k;
     return 0;
+}
+
+/* Client certificates are asked for, never required: the handshake goes
+ * on whatever the chain is worth and tls_conn_peer_verified() reports the
+ * result (Postfix smtpd_tls_ask_ccert). */
+static int tls_verify_accept(int ok, X509_STORE_CTX *store)
+{
+    (void)ok;
+    (void)store;
+    return 1;
+}
+
+/* Build ctx->ssl from the options kept in ctx; on failure ctx->ssl may be
+ * half made and the caller frees it. */
+static int tls_server_ssl_build(struct tls_ctx *ctx, struct strbuf *why)
+{
+    ctx->ssl = SSL_CTX_new(TLS_server_method());
+    if (ctx->ssl == NULL) {
+        tls_why_openssl(why, "cannot create TLS context");
+        return -1;
+    }
+    if (tls_ctx_common(ctx->ssl, ctx->protocols, ctx->ciphers, why) < 0
+        || tls_load_pair(ctx, why) < 0)
+        return -1;
+    if (ctx->ca_file) {
+        if (SSL_CTX_load_verify_locations(ctx->ssl, ctx->ca_file, NULL) != 1) {
+            tls_why_openssl(why, "cannot load CA file");
+            strbuf_appendf(why, " (%s)", ctx->ca_file);
+            return -1;
+        }
+        if (ctx->ask_client_cert) {
+            /* Name the acceptable issuers in the CertificateRequest. */
+            STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ctx->ca_file);
+            if (names)
+                SSL_CTX_set_client_CA_list(ctx->ssl, names);
+            ERR_clear_error();
+        }
+    }
+    if (ctx->ask_client_cert)
+        SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, tls_verify_accept);
+    /* Session tickets and a cache keep repeated clients cheap. */
+    SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_session_id_context(ctx->ssl, (const unsigned char *)"facteur", 7);
+    return 0;
+}
+
+static char *opt_dup(const char *s)
+{
+    return s && *s ? xstrdup(s) : NULL;
 }
 
 struct tls_ctx *tls_server_ctx_new(const struct tls_server_opts *opts, struct strbuf *why)
 {
-    struct tls_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    struct tls_ctx *ctx;
 
     if (opts->cert_file == NULL || *opts->cert_file == 0) {
         strbuf_printf(why, "no TLS certificate file configured");
-        free(ctx);
         return NULL;
     }
+    ctx = xcalloc(1, sizeof(*ctx));
     ctx->server = true;
-    ctx->ssl = SSL_CTX_new(TLS_server_method());
-    if (ctx->ssl == NULL) {
-        tls_why_openssl(why, "cannot create TLS context");
-        free(ctx);
-        return NULL;
-    }
     ctx->cert_file = xstrdup(opts->cert_file);
     ctx->key_file = xstrdup(opts->key_file && *opts->key_file ? opts->key_file : opts->cert_file);
-    if (tls_ctx_common(ctx->ssl, opts->protocols, opts->ciphers, why) < 0
-        || tls_load_pair(ctx, why) < 0) {
+    ctx->protocols = opt_dup(opts->protocols);
+    ctx->ciphers = opt_dup(opts->ciphers);
+    ctx->ca_file = opt_dup(opts->ca_file);
+    ctx->ask_client_cert = opts->ask_client_cert;
+    if (tls_server_ssl_build(ctx, why) < 0) {
         tls_ctx_free(&ctx);
         return NULL;
     }
-    if (opts->ca_file && *opts->ca_file) {
-        if (SSL_CTX_load_verify_locations(ctx->ssl, opts->ca_file, NULL) != 1) {
-            tls_why_openssl(why, "cannot load CA file");
-            tls_ctx_free(&ctx);
-            return NULL;
-        }
-    }
-    if (opts->ask_client_cert)
-        SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
-    /* Session tickets and a cache keep repeated clients cheap. */
-    SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_SERVER);
-    SSL_CTX_set_session_id_context(ctx->ssl, (const unsigned char *)"facteur", 7);
     return ctx;
 }
 
@@ -272,14 +320,23 @@ void tls_ctx_free(struct tls_ctx **ctxp)
     SSL_CTX_free(ctx->ssl);
     free(ctx->cert_file);
     free(ctx->key_file);
+    free(ctx->protocols);
+    free(ctx->ciphers);
+    free(ctx->ca_file);
     free(ctx);
     *ctxp = NULL;
 }
 
-/* Before a server handshake: reload the pair if a file changed. */
+/* Before a server handshake: reload the pair if a file changed.  The new
+ * pair goes into a whole new SSL_CTX that replaces the old one only once
+ * it loaded cleanly: loading into the live context could leave it with a
+ * certificate and a key that do not match (a renewal caught half way), or
+ * keep the old certificate beside a new one of another key type.  Sessions
+ * in progress hold their own reference to the old context. */
 static void tls_ctx_refresh(struct tls_ctx *ctx)
 {
     struct file_id c, k;
+    struct tls_ctx fresh;
     struct strbuf *why;
 
     if (!ctx->server || ctx->cert_file == NULL)
@@ -289,19 +346,20 @@ static void tls_ctx_refresh(struct tls_ctx *ctx)
     if (file_id_same(&c, &ctx->cert_id) && file_id_same(&k, &ctx->key_id))
         return;
     why = strbuf_new(128);
-    /* Load into a scratch context first so a half-written pair never
-     * replaces a good one. */
-    struct tls_ctx probe = { .ssl = SSL_CTX_new(TLS_server_method()), .server = true,
-                             .cert_file = ctx->cert_file, .key_file = ctx->key_file };
-    if (probe.ssl && tls_load_pair(&probe, why) == 0) {
-        if (tls_load_pair(ctx, why) == 0)
-            log_info("reloaded TLS certificate %s and key %s", ctx->cert_file, ctx->key_file);
+    fresh = *ctx;
+    fresh.ssl = NULL;
+    if (tls_server_ssl_build(&fresh, why) == 0) {
+        SSL_CTX_free(ctx->ssl);
+        ctx->ssl = fresh.ssl;
+        ctx->cert_id = fresh.cert_id;
+        ctx->key_id = fresh.key_id;
+        log_info("reloaded TLS certificate %s and key %s", ctx->cert_file, ctx->key_file);
     } else {
+        SSL_CTX_free(fresh.ssl);
         log_warn("TLS certificate reload failed, keeping the old one: %s", strbuf_str(why));
         ctx->cert_id = c;   /* do not retry on every connection */
         ctx->key_id = k;
     }
-    SSL_CTX_free(probe.ssl);
     strbuf_free(&why);
 }
 
@@ -467,6 +525,7 @@ static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool
         return -1;
     }
     tls_conn_describe(c);
+    c->stream = s;
     stream_set_io(s, tls_io_read, tls_io_write, c);
     *conn_r = c;
     return 0;
@@ -485,12 +544,37 @@ int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
     return tls_start(ctx, s, timeout_ms, false, servername, verify_name, conn_r, why);
 }
 
+/* The stream's I/O once its session is gone: it must not fall back to
+ * plaintext on a descriptor the peer expects TLS on. */
+static ssize_t tls_io_closed_read(void *vctx, void *buf, size_t len)
+{
+    (void)vctx;
+    (void)buf;
+    (void)len;
+    errno = EPIPE;
+    return -1;
+}
+
+static ssize_t tls_io_closed_write(void *vctx, const void *buf, size_t len)
+{
+    (void)vctx;
+    (void)buf;
+    (void)len;
+    errno = EPIPE;
+    return -1;
+}
+
 void tls_conn_free(struct tls_conn **connp)
 {
     struct tls_conn *c = *connp;
 
     if (c == NULL)
         return;
+    /* Output still buffered in the stream goes out through TLS now (within
+     * the stream's own timeout): afterwards the stream has no session. */
+    if (stream_out_pending(c->stream) > 0)
+        (void)stream_flush(c->stream);
+    stream_set_io(c->stream, tls_io_closed_read, tls_io_closed_write, NULL);
     /* One non-blocking close_notify attempt; never wait for the peer's. */
     SSL_shutdown(c->ssl);
     ERR_clear_error();

@@ -30,7 +30,9 @@ struct tls_server_opts {
     const char *protocols;      /* Postfix syntax: ">=TLSv1.2", "!SSLv3, !TLSv1"; NULL: >=TLSv1.2 */
     const char *ciphers;        /* OpenSSL cipher list for TLS <= 1.2; NULL: forward-secret AEAD */
     const char *ca_file;        /* to verify client certificates; may be NULL */
-    bool ask_client_cert;
+    bool ask_client_cert;       /* ask, never require: an unverified or absent
+                                 * certificate does not fail the handshake;
+                                 * tls_conn_peer_verified() tells */
 };
 
 struct tls_client_opts {
@@ -49,7 +51,11 @@ struct tls_ctx *tls_client_ctx_new(const struct tls_client_opts *opts, struct st
 void tls_ctx_free(struct tls_ctx **ctxp);
 
 /* Handshake as server on s's descriptor within timeout_ms; 0 and *conn_r on
- * success (the stream now reads and writes through TLS), -1 with why. */
+ * success (the stream now reads and writes through TLS), -1 with why.
+ * Output buffered in s is flushed first; buffered input is discarded.
+ * If the certificate or key file changed on disk since the last load, the
+ * pair is reloaded first (a broken new pair: warning, old pair kept).
+ * A peer that closes without close_notify reads as end of file. */
 int tls_server_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      struct tls_conn **conn_r, struct strbuf *why);
 /* Handshake as client; servername is sent as SNI (may be NULL) and, when
@@ -59,8 +65,11 @@ int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      const char *servername, const char *verify_name,
                      struct tls_conn **conn_r, struct strbuf *why);
 
-/* Send close_notify (best effort) and free; the stream must not be used for
- * I/O afterwards except to close it. */
+/* Send close_notify (best effort) and free.  Call it before the stream is
+ * closed or released: output still buffered in the stream is first flushed
+ * through TLS (within the stream's timeout), then the stream is detached,
+ * so later reads and writes on it fail (EPIPE) instead of reaching the
+ * freed session or the descriptor in plaintext; stream_close still works. */
 void tls_conn_free(struct tls_conn **connp);
 
 /* Negotiated protocol ("TLSv1.3"), cipher name and secret bits. */
