@@ -137,7 +137,8 @@ int smtpd_cmd_run(struct smtpd_session *s, const char *line, size_t len)
         smtpd_reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
         return SMTPD_CMD_CLOSE;
     }
-    if (smtpd_need_tls(s) && !(row->flags & CMD_PRE_TLS)) {
+    /* BDAT checks TLS itself: a refused chunk must still be skipped. */
+    if (smtpd_need_tls(s) && !(row->flags & CMD_PRE_TLS) && cmd.verb != SMTP_VERB_BDAT) {
         smtpd_reply_id(s, SMTP_R_TLS_REQUIRED, NULL);
         return SMTPD_CMD_ERR;
     }

@@ -185,3 +185,18 @@ def test_long_data_lines_are_bounded(instance):
     assert body.count(b"y") == 300000
     assert max(len(l) for l in body.split(b"\n")) <= 1000
     assert len(queue_messages(instance)) == 1
+
+
+def test_refused_bdat_chunk_is_never_run_as_commands(instance):
+    """On a port that requires TLS, BDAT before STARTTLS is refused, and
+    its chunk (here, commands) is skipped, not executed."""
+    ports = start_smtpd(instance, submission=True)
+    d = Dialog(ports["submission"])
+    d.expect(220)
+    d.cmd("EHLO client.test", 250)
+    chunk = b"MAIL FROM:<x@evil.test>\r\n"
+    d.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+    d.expect(530, r"5\.7\.0")
+    d.cmd("NOOP", 250)
+    d.cmd("QUIT", 221)
+    instance.wait_for_log(r"disconnect from .* bdat=0/1 noop=1 quit=1")
