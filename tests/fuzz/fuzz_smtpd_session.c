@@ -12,8 +12,8 @@
  * of lib/cleanup keeps only counts (weak definitions: a build that
  * compiles lib/cleanup.c in uses the real one, which then fails to open a
  * queue file and answers 451).  The first input byte picks options: the
- * bare newline mode, XCLIENT rights, AUTH on, the size limit, a reject
- * footer with macros.
+ * bare newline mode or TLS required, XCLIENT rights, AUTH on, the size
+ * limit, a reject footer with macros.
  * Checks: the session always ends, every reply line ends in CRLF and
  * starts with a 3-digit code.  Everything is freed per input.
  */
@@ -194,6 +194,8 @@ static void fuzz_config(uint8_t opt)
     memset(&smtpd_g, 0, sizeof(smtpd_g));
     smtpd_g.queue_dir = "/nonexistent/fuzz";
     smtpd_g.bare_nl = (opt & 3) == 1 ? SMTPD_BARE_NL_REJECT : SMTPD_BARE_NL_NORMALIZE;
+    /* Mode 3: TLS required (and never available here), as on port 587. */
+    smtpd_g.tls_level = (opt & 3) == 3 ? 2 : 0;
     /* Memory streams have no peer address, so XCLIENT is refused here;
      * its argument parser is fuzzed directly (fuzz_xattrs). */
     smtpd_g.xclient_hosts = (opt & 64) ? cidr_list_parse("0.0.0.0/0", why) : NULL;
