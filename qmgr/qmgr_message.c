@@ -259,6 +259,69 @@ out:
     return ret;
 }
 
+/*
+ * The failed parts of an expansion that is otherwise forwarded (an
+ * unknown virtual address, a refused |command): a DSN about them, queued
+ * before the recipient is marked, then their log lines.  Returns 0, or -1
+ * when the DSN could not be queued (the recipient is then retried whole).
+ */
+static int qmgr_fail_parts(struct qmgr_message *msg, size_t index,
+                           const struct resolve_result *res)
+{
+    const struct qfile_env *env = qfile_env(msg->qf);
+    const struct qfile_rcpt *r = &env->rcpts[index];
+    struct bounce_rcpt *br = xcalloc(res->n, sizeof(*br));
+    struct strbuf *to = strbuf_new(64), *from = strbuf_new(64), *why = strbuf_new(64);
+    char qid[QID_BUFSIZE];
+    size_t nb = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < res->n; i++) {
+        const struct resolve_target *t = &res->t[i];
+        if (t->kind == RESOLVE_DELIVER || t->kind == RESOLVE_DISCARD)
+            continue;
+        br[nb].addr = t->addr;
+        br[nb].orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL;
+        br[nb].status = t->dsn;
+        br[nb].diag = t->text;
+        nb++;
+    }
+    if (nb > 0 && (r->notify == 0 || (r->notify & QFILE_NOTIFY_FAILURE)) && !var_soft_bounce
+        && bounce_recipient(env->sender, to, from)) {
+        struct bounce_msg m = {
+            .kind = BOUNCE_FAILED,
+            .qid = msg->qid,
+            .orig_sender = env->sender,
+            .to = strbuf_str(to),
+            .env_sender = strbuf_str(from),
+            .envid = env->envid,
+            .arrival = env->arrival,
+            .ret = env->ret,
+            .now = time(NULL),
+            .hostname = var_myhostname,
+            .size_limit = var_bounce_size_limit,
+        };
+        if (bounce_queue(".", &m, br, nb, msg->qf, qid, why) < 0) {
+            log_warn("%s: cannot queue a delivery status notification: %s", msg->qid,
+                     strbuf_str(why));
+            rc = -1;
+        } else {
+            log_info("%s: sender non-delivery notification: %s", msg->qid, qid);
+            qmgr_want_scan();
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < res->n; i++) {
+        const struct resolve_target *t = &res->t[i];
+        if (t->kind != RESOLVE_DELIVER && t->kind != RESOLVE_DISCARD)
+            qmgr_log_rcpt(msg, index, t->addr, "none", t->dsn, "bounced", t->text);
+    }
+    free(br);
+    strbuf_free(&to);
+    strbuf_free(&from);
+    strbuf_free(&why);
+    return rc;
+}
+
 /* ---- resolution --------------------------------------------------- */
 
 /* Queued entries of this message, by destination, before scheduling. */
@@ -345,11 +408,8 @@ static void qmgr_resolve_rcpt(struct qmgr_message *msg, size_t index, struct res
         const struct resolve_target *t = &res->t[i];
         if (t->kind != RESOLVE_BOUNCE && t->kind != RESOLVE_PIPE && t->kind != RESOLVE_FILE)
             continue;
-        if (ndeliver > 0) {
-            /* Part of a larger expansion: reported, the rest goes on. */
-            qmgr_log_rcpt(msg, index, t->addr, "none", t->dsn, "bounced", t->text);
-            continue;
-        }
+        if (ndeliver > 0)
+            continue;       /* part of a larger expansion: see below */
         *bounces = xreallocarray(*bounces, *nbounce + 1, sizeof(**bounces));
         o = &(*bounces)[(*nbounce)++];
         o->index = index;
@@ -373,7 +433,12 @@ static void qmgr_resolve_rcpt(struct qmgr_message *msg, size_t index, struct res
         char qid[QID_BUFSIZE];
         struct strbuf *text = strbuf_new(64);
 
-        if (qmgr_forward(msg, index, res, qid, why) < 0) {
+        /* The notice about failed parts first: if the forward then fails,
+         * a retry repeats a notice, never a forwarded message. */
+        if (qmgr_fail_parts(msg, index, res) < 0) {
+            qmgr_message_defer(msg, index, addr, "4.3.0", "cannot queue the bounce message",
+                               "none");
+        } else if (qmgr_forward(msg, index, res, qid, why) < 0) {
             log_warn("%s: cannot queue the expansion of <%s>: %s", msg->qid, addr,
                      strbuf_str(why));
             qmgr_message_defer(msg, index, addr, "4.3.0", "cannot queue alias expansion", "none");

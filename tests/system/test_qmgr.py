@@ -585,3 +585,23 @@ def test_expiry_also_when_the_destination_is_dead(instance):
         assert len([r for r in agents["smtp"].requests if r["nexthop"] == "down.example"]) <= 4
     finally:
         close_agents(agents)
+
+
+def test_expansion_with_a_failed_part(instance):
+    aliases = instance.write_file("etc/aliases", "mixed good, \"|/bin/cat\"\n")
+    agents = qmgr_instance(instance, {"alias_maps": "texthash:" + aliases,
+                                      "allow_mail_to_commands": ""})
+    try:
+        qid = queue_msg(instance, "s@example.org", ["mixed@localhost"])
+        trigger(instance)
+        m = instance.wait_for_log(r"%s: to=<mixed@localhost>, .*forwarded as (\w+)" % qid)
+        instance.wait_for_log(r"%s: removed" % m.group(1))
+        instance.wait_for_log(r"%s: to=</bin/cat>, orig_to=<mixed@localhost>, relay=none, "
+                              r".*dsn=5\.7\.1, status=bounced" % qid)
+        instance.wait_for_log(r"%s: sender non-delivery notification" % qid)
+        _, text = fh.wait_until(lambda: dsn_for(agents["smtp"], "s@example.org"), 10,
+                                "the notice about the refused command")
+        assert "Final-Recipient: rfc822; /bin/cat" in text and "Status: 5.7.1" in text
+        assert "good@localhost" in agents["lmtp"].rcpts_seen()
+    finally:
+        close_agents(agents)
