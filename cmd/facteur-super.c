@@ -543,8 +543,8 @@ int main(int argc, char **argv)
     if (conf_load(confdir, why) < 0)
         log_fatal("%s", strbuf_str(why));
     strbuf_free(&why);
-    /* The mail log, when we may write it; the totals on stderr suffice. */
-    if (*var_maillog_file && access(var_maillog_file, W_OK) == 0)
+    /* The mail log, when we may write it (syslog has the lines anyway). */
+    if (*var_maillog_file)
         (void)log_set_file(var_maillog_file);
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam(var_mail_owner);
