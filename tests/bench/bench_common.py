@@ -47,6 +47,7 @@ ports; every instance is stopped and removed by its cleanup().
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -74,6 +75,15 @@ STOP_TIMEOUT = 30
 
 free_port = fh.free_port
 wait_until = fh.wait_until
+
+
+def _terminate(signum, frame):
+    # run_bench.py stops a script that overruns with SIGTERM: leave through
+    # the finally blocks so that every private instance is stopped.
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminate)
 
 
 def is_root():
@@ -118,9 +128,11 @@ def tree_pids(root):
 
 
 def tree_cpu_seconds(root):
-    """CPU seconds used so far by root's tree, reaped children included."""
+    """CPU seconds used so far by root's tree (or by the trees of a list of
+    roots), reaped children included."""
+    roots = root if isinstance(root, (list, tuple)) else [root]
     ticks = 0
-    for pid in tree_pids(root):
+    for pid in [p for r in roots for p in tree_pids(r)]:
         try:
             ticks += _stat(pid)[1]
         except (OSError, IndexError, ValueError):
@@ -132,7 +144,7 @@ class SyncCounter:
     """Count fsync-type system calls of a process tree with strace."""
 
     def __init__(self, root):
-        self.root = root
+        self.roots = root if isinstance(root, (list, tuple)) else [root]
         self.proc = None
         self.calls = None
         self.out = None
@@ -143,7 +155,7 @@ class SyncCounter:
         fd, self.out = tempfile.mkstemp(prefix="facteur-bench-strace-")
         os.close(fd)
         argv = ["strace", "-f", "-c", "-o", self.out, "-e", "trace=" + ",".join(SYNC_CALLS)]
-        for pid in tree_pids(self.root):
+        for pid in [p for r in self.roots for p in tree_pids(r)]:
             argv += ["-p", str(pid)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -174,16 +186,26 @@ class SyncCounter:
 
 # ---- measurement -----------------------------------------------------------
 
+def children_cpu_seconds():
+    """CPU of this process's reaped children (the clients it ran)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def measure(label, root, run, nmsgs, sync_msgs, warmup=200):
-    """Warm up with warmup messages, time nmsgs with the tree's CPU before
-    and after, then count syncs over sync_msgs more (0: not counted)."""
+    """Warm up with warmup messages, time nmsgs with the CPU of the
+    server tree(s) (root: a pid or a list) before and after, then count
+    syncs over sync_msgs more (0: not counted).  client_ms is the CPU of
+    the client processes run meanwhile, for scale: on a small machine the
+    client competes with the server for the same cores."""
     if warmup:
         run(warmup)
-    cpu0 = tree_cpu_seconds(root)
+    cpu0, ccpu0 = tree_cpu_seconds(root), children_cpu_seconds()
     elapsed = run(nmsgs)
-    cpu1 = tree_cpu_seconds(root)
+    cpu1, ccpu1 = tree_cpu_seconds(root), children_cpu_seconds()
     res = {"label": label, "msgs": nmsgs, "seconds": elapsed, "rate": nmsgs / elapsed,
-           "cpu_ms": (cpu1 - cpu0) * 1000.0 / nmsgs, "syncs": None}
+           "cpu_ms": (cpu1 - cpu0) * 1000.0 / nmsgs,
+           "client_ms": (ccpu1 - ccpu0) * 1000.0 / nmsgs, "syncs": None}
     if sync_msgs:
         sc = SyncCounter(root).start()
         try:
@@ -196,9 +218,11 @@ def measure(label, root, run, nmsgs, sync_msgs, warmup=200):
 
 
 def print_figures(res):
-    print("%-28s %6d msgs in %6.2fs: %7.0f msg/s, CPU %6.3f ms/msg, %s fsyncs/msg" % (
-        res["label"], res["msgs"], res["seconds"], res["rate"], res["cpu_ms"],
-        "n/a" if res["syncs"] is None else "%.2f" % res["syncs"]), flush=True)
+    print("%-28s %6d msgs in %6.2fs: %7.0f msg/s, CPU %6.3f ms/msg, %s fsyncs/msg"
+          " (client CPU %.3f ms/msg)" % (
+              res["label"], res["msgs"], res["seconds"], res["rate"], res["cpu_ms"],
+              "n/a" if res["syncs"] is None else "%.2f" % res["syncs"],
+              res.get("client_ms", 0.0)), flush=True)
 
 
 def ratio_text(a, b):
