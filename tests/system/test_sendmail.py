@@ -247,9 +247,14 @@ def test_names_and_modes(instance, tmp_path):
                        env=env)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "aliases.db").exists()
+    # mailq lists the queue: a message dropped now shows with its queue ID.
+    r = sendmail(instance, ["-f", "lister@example.org", "a@example.org"], "Subject: q\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    name, _ = wait_queued(instance, [])
     r = subprocess.run([str(links / "mailq")], capture_output=True, timeout=20, env=env)
     if os.path.exists(os.path.join(fh.BIN, "facteur-queue")):
         assert r.returncode == 0, r.stderr
+        assert name.encode() in r.stdout and b"lister@example.org" in r.stdout, r.stdout
     else:
         assert r.returncode == 69 and b"facteur-queue is not installed" in r.stderr
 
