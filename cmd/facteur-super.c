@@ -55,7 +55,9 @@ struct super_op_desc {
 static const char *const q_delete[] = {"hold", "incoming", "active", "deferred", NULL};
 static const char *const q_release[] = {"hold", NULL};
 static const char *const q_hold[] = {"incoming", "active", "deferred", NULL};
-static const char *const q_requeue[] = {"hold", "incoming", "active", "deferred", NULL};
+/* Not active/: qmgr is delivering those, and a copy back in incoming/
+ * would be loaded a second time beside the first. */
+static const char *const q_requeue[] = {"hold", "incoming", "deferred", NULL};
 
 static const struct super_op_desc op_desc[OP_COUNT] = {
     [OP_DELETE] = {"-d", q_delete, "removed", "Deleted"},
@@ -133,6 +135,8 @@ static void id_add_stdin(struct id_list *l)
  * (each must be one it can apply to), else its defaults. */
 static bool op_applies(enum super_op op, const char *queue)
 {
+    if (op == OP_REQUEUE && strcmp(queue, "active") == 0)
+        return false;
     if (n_user_queues > 0) {
         for (size_t i = 0; i < n_user_queues; i++)
             if (strcmp(user_queues[i], queue) == 0)
@@ -539,6 +543,9 @@ int main(int argc, char **argv)
     }
     if (!any && !check && !purge)
         usage();
+    for (size_t i = 0; i < n_user_queues; i++)
+        if (op_ids[OP_REQUEUE].n > 0 && strcmp(user_queues[i], "active") == 0)
+            log_warn("-r leaves the active queue alone: qmgr is delivering those messages");
     why = strbuf_new(128);
     if (conf_load(confdir, why) < 0)
         log_fatal("%s", strbuf_str(why));

@@ -384,6 +384,17 @@ def test_all_and_queue_names(spool):
     r = run(spool, "facteur-super", "-d", "ALL", "deferred")
     assert "Deleted: 4 messages" in r.stderr
     assert where(spool, i) == ["incoming"]
+    # Requeue never takes a message qmgr is delivering (active).
+    act = put(spool, "active", "d@example.org", ["r@example.com"])
+    r = run(spool, "facteur-super", "-r", act)
+    assert r.returncode == 0 and "Requeued: 0 messages" in r.stderr
+    r = run(spool, "facteur-super", "-r", "ALL", "active")
+    assert "-r leaves the active queue alone" in r.stderr
+    assert where(spool, act) == ["active"]
+    r = run(spool, "facteur-super", "-h", act)
+    assert "Placed on hold: 1 message" in r.stderr and where(spool, act) == ["hold"]
+    r = run(spool, "facteur-super", "-d", "ALL", "hold")
+    assert "Deleted: 1 message" in r.stderr
     r = run(spool, "facteur-super", "-d", "-", input_text="\n  %s  \n" % i)
     assert r.returncode == 0 and "Deleted: 1 message" in r.stderr
     assert where(spool, i) == []
