@@ -35,6 +35,7 @@
 static const struct restrict_op_desc restrict_ops[] = {
     {"check_client_access", RX_CHECK_CLIENT, RX_ARG_TABLE},
     {"check_helo_access", RX_CHECK_HELO, RX_ARG_TABLE},
+    {"check_policy_service", RX_CHECK_POLICY, RX_ARG_WORD},
     {"check_recipient_access", RX_CHECK_RECIPIENT, RX_ARG_TABLE},
     {"check_sender_access", RX_CHECK_SENDER, RX_ARG_TABLE},
     {"defer", RX_DEFER, RX_ARG_NONE},
@@ -48,8 +49,10 @@ static const struct restrict_op_desc restrict_ops[] = {
     {"reject", RX_REJECT, RX_ARG_NONE},
     {"reject_authenticated_sender_login_mismatch", RX_REJECT_AUTH_LOGIN_MISMATCH, RX_ARG_NONE},
     {"reject_invalid_helo_hostname", RX_REJECT_INVALID_HELO, RX_ARG_NONE},
+    {"reject_invalid_hostname", RX_REJECT_INVALID_HELO, RX_ARG_NONE},
     {"reject_multi_recipient_bounce", RX_REJECT_MULTI_BOUNCE, RX_ARG_NONE},
     {"reject_non_fqdn_helo_hostname", RX_REJECT_NON_FQDN_HELO, RX_ARG_NONE},
+    {"reject_non_fqdn_hostname", RX_REJECT_NON_FQDN_HELO, RX_ARG_NONE},
     {"reject_non_fqdn_recipient", RX_REJECT_NON_FQDN_RCPT, RX_ARG_NONE},
     {"reject_non_fqdn_sender", RX_REJECT_NON_FQDN_SENDER, RX_ARG_NONE},
     {"reject_rbl_client", RX_REJECT_RBL_CLIENT, RX_ARG_WORD},
@@ -62,8 +65,10 @@ static const struct restrict_op_desc restrict_ops[] = {
     {"reject_unauth_destination", RX_REJECT_UNAUTH_DEST, RX_ARG_NONE},
     {"reject_unauth_pipelining", RX_UNAUTH_PIPELINING, RX_ARG_NONE},
     {"reject_unauthenticated_sender_login_mismatch", RX_REJECT_UNAUTH_LOGIN_MISMATCH, RX_ARG_NONE},
+    {"reject_unknown_client", RX_REJECT_UNKNOWN_CLIENT, RX_ARG_NONE},
     {"reject_unknown_client_hostname", RX_REJECT_UNKNOWN_CLIENT, RX_ARG_NONE},
     {"reject_unknown_helo_hostname", RX_REJECT_UNKNOWN_HELO, RX_ARG_NONE},
+    {"reject_unknown_hostname", RX_REJECT_UNKNOWN_HELO, RX_ARG_NONE},
     {"reject_unknown_recipient_domain", RX_REJECT_UNKNOWN_RCPT_DOMAIN, RX_ARG_NONE},
     {"reject_unknown_reverse_client_hostname", RX_REJECT_UNKNOWN_REVERSE, RX_ARG_NONE},
     {"reject_unknown_sender_domain", RX_REJECT_UNKNOWN_SENDER_DOMAIN, RX_ARG_NONE},
@@ -371,6 +376,7 @@ void restrict_free(struct restrictions **rp)
     maps_close(&r->vmailbox_maps);
     maps_close(&r->relay_rcpt_maps);
     maps_close(&r->login_maps);
+    restrict_policy_close_all(r);
     free(r->local_authd);
     free(r->vmailbox_authd);
     auth_client_close(&r->authd);

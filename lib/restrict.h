@@ -126,6 +126,16 @@ int restrict_domains_match(struct restrict_domains *d, const char *domain,
                            struct strbuf *why);
 void restrict_domains_free(struct restrict_domains **dp);
 
+/* check_policy_service (Postfix SMTPD_POLICY_README).  The request a
+ * stage sends, replacing req ("name=value" lines and an empty line). */
+#define RESTRICT_POLICY_MAX 8192    /* bytes of one policy answer */
+void restrict_policy_request(enum restrict_stage stage, const struct restrict_ctx *ctx,
+                             struct strbuf *req);
+/* Parse a whole answer of len bytes ("action=...\n" plus optional other
+ * attributes, then an empty line): 0 with the action, -1 with why. */
+int restrict_policy_parse(const char *buf, size_t len, struct strbuf *action_r,
+                          struct strbuf *why);
+
 /* True if a DNSBL reply address (text) matches a filter "127.0.0.2",
  * "127.0.0.[2..11]", "127.0.[0;1].[2..4;10]"; an empty filter matches
  * any 127.x.x.x-style answer. */

@@ -386,6 +386,12 @@ static int rx_access_result(struct restrict_eval *e, const struct restrict_item 
         e->defer_if_reject = true;
         break;
     case RESTRICT_ACT_UNSUPPORTED:
+        /* postgrey answers PREPEND X-Greylist: ... on every pass. */
+        if (strncasecmp(value, "PREPEND", 7) == 0) {
+            log_info("%s %s: header not added (PREPEND is not supported): %.200s", it->name,
+                     it->arg, value);
+            break;
+        }
         log_warn("%s %s: action \"%.100s\" is not supported by facteur's smtpd; ignored",
                  it->name, it->arg, value);
         break;
@@ -840,6 +846,20 @@ static int rx_one(struct restrict_eval *e, const struct restrict_item *it, int w
                         "Client host rejected: cannot find your %shostname, [%s]",
                         it->op == RX_REJECT_UNKNOWN_REVERSE ? "reverse " : "",
                         c->client_addr ? c->client_addr : "unknown");
+    case RX_CHECK_POLICY: {
+        struct strbuf *action = strbuf_new(64);
+
+        why = strbuf_new(64);
+        if (restrict_policy_query(e->r, it->arg, e->stage, c, action, why) < 0) {
+            log_warn("policy service %s: %s; using smtpd_policy_service_default_action",
+                     it->arg, strbuf_str(why));
+            strbuf_set(action, var_smtpd_policy_service_default_action);
+        }
+        rc = rx_access_result(e, it, which, strbuf_str(action), which, depth);
+        strbuf_free(&action);
+        strbuf_free(&why);
+        return rc;
+    }
     case RX_REJECT_RBL_CLIENT:
         return rx_dnsbl(e, it, true, c->client_addr, "Client host");
     case RX_REJECT_RHSBL_CLIENT:

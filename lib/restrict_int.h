@@ -12,6 +12,7 @@
 
 enum restrict_op {
     RX_CLASS,
+    RX_CHECK_POLICY,
     RX_CHECK_CLIENT, RX_CHECK_HELO, RX_CHECK_RECIPIENT, RX_CHECK_SENDER,
     RX_DEFER, RX_DEFER_IF_PERMIT, RX_DEFER_IF_REJECT, RX_DEFER_UNAUTH_DEST,
     RX_PERMIT, RX_PERMIT_AUTH_DEST, RX_PERMIT_MYNETWORKS, RX_PERMIT_SASL,
@@ -71,6 +72,8 @@ struct restrictions {
     char *local_authd, *vmailbox_authd;
     struct auth_client *authd;
     char *authd_path;           /* what authd is connected to */
+    struct restrict_policy_conn **policy;   /* check_policy_service servers */
+    size_t npolicy;
 };
 
 /* Evaluation results of one restriction or list. */
@@ -91,6 +94,12 @@ struct restrict_list *restrict_list_parse(struct restrictions *r, const char *na
 void restrict_list_free(struct restrict_list **lp);
 int restrict_eval_list(struct restrict_eval *e, const struct restrict_list *l, int which,
                        int depth);
+struct restrict_policy_conn;
+/* Ask the policy server at endpoint; 0 with the action, -1 with why. */
+int restrict_policy_query(struct restrictions *r, const char *endpoint,
+                          enum restrict_stage stage, const struct restrict_ctx *ctx,
+                          struct strbuf *action_r, struct strbuf *why);
+void restrict_policy_close_all(struct restrictions *r);
 int restrict_authd_lookup(struct restrictions *r, const char *path, const char *user,
                           struct strbuf *why);
 int restrict_unlisted(struct restrict_eval *e, const char *addr, bool sender);

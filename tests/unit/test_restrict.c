@@ -20,6 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "dns.h"
@@ -697,6 +703,166 @@ static void test_classes_and_log(void **state)
     strbuf_free(&out);
 }
 
+struct policy_parse_case {
+    const char *in;
+    const char *action;     /* NULL: error */
+};
+
+static const struct policy_parse_case policy_parse_cases[] = {
+    {"action=DUNNO\n\n", "DUNNO"},
+    {"action=DEFER_IF_PERMIT Greylisted\r\n\r\n", "DEFER_IF_PERMIT Greylisted"},
+    {"foo=bar\naction=OK\n\n", "OK"},
+    {"action=\n\n", ""},
+    {"action=OK\n", NULL},
+    {"action=OK", NULL},
+    {"\n", NULL},
+    {"", NULL},
+    {"foo=bar\n\n", NULL},
+    {"action=OK\naction=REJECT\n\n", NULL},
+    {"action=OK\n\nmore", NULL},
+    {"action=OK\nnoequals\n\n", NULL},
+    {"action=RE\x01JECT\n\n", NULL},
+};
+
+static void test_policy_parse(void **state)
+{
+    struct strbuf *action = strbuf_new(32), *why = strbuf_new(32), *req = strbuf_new(256);
+    struct restrict_ctx ctx = {.client_name = "c.example", .client_addr = "192.0.2.9",
+                               .helo = "h\r\nx=1", .sender = "", .recipient = "a@b.example",
+                               .protocol = "ESMTP", .queue_id = "NOQUEUE", .rcpt_count = 2};
+
+    for (size_t i = 0; i < sizeof(policy_parse_cases) / sizeof(policy_parse_cases[0]); i++) {
+        const struct policy_parse_case *c = &policy_parse_cases[i];
+        int rc = restrict_policy_parse(c->in, strlen(c->in), action, why);
+
+        if (c->action == NULL ? rc != -1 : rc != 0 || strcmp(strbuf_str(action), c->action))
+            fail_msg("policy answer %zu: rc %d action \"%s\" (%s)", i, rc, strbuf_str(action),
+                     strbuf_str(why));
+    }
+    /* Exact length: nothing past len is read. */
+    assert_int_equal(restrict_policy_parse("action=OK\n\nX", 11, action, why), 0);
+    restrict_policy_request(RESTRICT_RCPT, &ctx, req);
+    assert_non_null(strstr(strbuf_str(req), "request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                                            "protocol_name=ESMTP\nhelo_name=h  x=1\n"));
+    assert_non_null(strstr(strbuf_str(req), "\nsender=\nrecipient=a@b.example\n"
+                                            "recipient_count=2\nclient_address=192.0.2.9\n"));
+    assert_non_null(strstr(strbuf_str(req), "\nqueue_id=\n"));
+    assert_int_equal(strbuf_str(req)[strbuf_len(req) - 1], '\n');
+    assert_int_equal(strbuf_str(req)[strbuf_len(req) - 2], '\n');
+    strbuf_free(&action);
+    strbuf_free(&why);
+    strbuf_free(&req);
+}
+
+/* A policy server in a child process: answers by recipient, keeps the
+ * connection for several queries, exits after a bounded number. */
+static void policy_server(int lfd)
+{
+    /* Never outlive the test, even when a failed case skips the kill. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(30);
+    for (int conns = 0; conns < 20; conns++) {
+        int fd = accept(lfd, NULL, NULL);
+        char buf[8192];
+        size_t len = 0;
+
+        if (fd < 0)
+            _exit(1);
+        for (int q = 0; q < 50;) {
+            ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+            char *end;
+
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            buf[len] = 0;
+            while ((end = strstr(buf, "\n\n")) != NULL) {
+                const char *ans = "action=DUNNO\n\n";
+
+                *end = 0;
+                if (strstr(buf, "sender=greylist@"))
+                    ans = "action=DEFER_IF_PERMIT Greylisted, try again later\n\n";
+                else if (strstr(buf, "sender=reject@"))
+                    ans = "action=550 5.7.1 policy says no\n\n";
+                else if (strstr(buf, "sender=prepend@"))
+                    ans = "action=PREPEND X-Greylist: passed\n\n";
+                else if (strstr(buf, "sender=garbage@"))
+                    ans = "nonsense\n\n";
+                if (write(fd, ans, strlen(ans)) < 0)
+                    break;
+                len -= (size_t)(end + 2 - buf);
+                memmove(buf, end + 2, len + 1);
+                q++;
+            }
+        }
+        close(fd);
+    }
+    _exit(0);
+}
+
+static const struct check_case policy_cases[] = {
+    {"policy DUNNO", RCPT, OUT, "x@known.example", "alice@local.example", NULL, 0, RESTRICT_OK,
+     NULL},
+    {"policy greylist", RCPT, OUT, "greylist@known.example", "alice@local.example", NULL, 0,
+     RESTRICT_DEFER, "450 4.7.1 <alice@local.example>: Recipient address rejected: "
+     "Greylisted, try again later"},
+    {"policy greylist, then unknown user", RCPT, OUT, "greylist@known.example",
+     "nobody@local.example", NULL, 0, RESTRICT_REJECT, "550 5.1.1 <nobody@local.example>: "
+     "Recipient address rejected: User unknown in local recipient table"},
+    {"policy reject", RCPT, OUT, "reject@known.example", "alice@local.example", NULL, 0,
+     RESTRICT_REJECT, "550 5.7.1 <alice@local.example>: Recipient address rejected: "
+     "policy says no"},
+    {"policy PREPEND passes", RCPT, OUT, "prepend@known.example", "alice@local.example", NULL, 0,
+     RESTRICT_OK, NULL},
+    {"policy garbage: default action", RCPT, OUT, "garbage@known.example", "alice@local.example",
+     NULL, 0, RESTRICT_DEFER, "451 4.3.5 <alice@local.example>: Recipient address rejected: "
+     "Server configuration problem"},
+    {"policy after garbage: reconnects", RCPT, OUT, "x@known.example", "alice@local.example",
+     NULL, 0, RESTRICT_OK, NULL},
+};
+
+static const struct check_case policy_down_cases[] = {
+    {"policy server down: default action", RCPT, OUT, "x@known.example", "alice@local.example",
+     NULL, 0, RESTRICT_DEFER, "451 4.3.5 <alice@local.example>: Recipient address rejected: "
+     "Server configuration problem"},
+};
+
+static void test_policy_service(void **state)
+{
+    struct fixture *f = *state;
+    struct strbuf *text = strbuf_new(4096), *why = strbuf_new(64);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char dir[] = "/tmp/test_restrict.XXXXXX";
+    struct restrictions *r;
+    int lfd, status;
+    pid_t pid;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/policy", dir);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        policy_server(lfd);
+    close(lfd);
+    strbuf_printf(text, "%ssmtpd_policy_service_timeout = 5s\n"
+                  "smtpd_recipient_restrictions = check_policy_service unix:%s\n",
+                  main_cf, sun.sun_path);
+    assert_non_null(r = load(strbuf_str(text), f->dns, why));
+    run_cases(r, policy_cases, sizeof(policy_cases) / sizeof(policy_cases[0]));
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    unlink(sun.sun_path);
+    run_cases(r, policy_down_cases, 1);
+    restrict_free(&r);
+    rmdir(dir);
+    strbuf_free(&text);
+    strbuf_free(&why);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +873,8 @@ int main(void)
         cmocka_unit_test(test_rbl_filter),
         cmocka_unit_test(test_domains),
         cmocka_unit_test(test_classes_and_log),
+        cmocka_unit_test(test_policy_parse),
+        cmocka_unit_test(test_policy_service),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
