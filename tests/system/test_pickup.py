@@ -190,3 +190,58 @@ def test_pickup_without_chroot_and_restart(instance):
     name, q = wait_queued(instance, before)
     assert "Subject: while down" in q["text"]
     assert shutil.disk_usage(instance.queue)
+
+
+def test_sendmail_to_mailbox_end_to_end(instance):
+    """sendmail -t -> facteur-drop -> pickup -> qmgr -> lmtpd -> Maildir:
+    every To/Cc/Bcc recipient gets one copy, none shows the Bcc header."""
+    import facteur_harness as fh
+    from conftest import require_daemon
+    require_daemon("master", "pickup", "qmgr", "smtp", "lmtpd", "authd")
+    uid, gid = (5000, 5000) if fh.is_root() else (os.getuid(), os.getgid())
+    vmail = os.path.join(instance.dir, "vmail")
+    os.makedirs(vmail)
+    os.chown(vmail, uid, gid)
+    users = instance.write_file("etc/users", "".join(
+        "%s@example.test:{PLAIN}pw:%d:%d::%s/%s::\n" % (u, uid, gid, vmail, u)
+        for u in ("alice", "bob", "carol")))
+    params = {
+        "mydestination": "localhost, example.test", "myorigin": "example.test",
+        "alias_maps": "", "local_recipient_maps": "",
+        "local_transport": "lmtp:unix:private/lmtpd",
+        "auth_passdb": "passwd-file:" + users, "auth_userdb": "passwd-file:" + users,
+        "mail_location": "maildir:~/Maildir", "queue_run_delay": "1s",
+    }
+    if os.environ.get("ASAN_OPTIONS"):
+        params["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
+    instance.configure(params=params, services=[
+        fh.service_line("pickup", "unix", "pickup", private="n", chroot="y", wakeup=60,
+                        maxproc=1),
+        fh.service_line("qmgr", "unix", "qmgr", private="n", wakeup=60, maxproc=1),
+        fh.service_line("lmtp", "unix", "smtp"),
+        fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+        fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
+    ])
+    instance.start()
+    r = sendmail(instance, ["-t", "-f", "cron@example.test"],
+                 "To: alice\nCc: Bob <bob@example.test>\nBcc: carol@example.test\n"
+                 "Subject: nightly report\n\nall good\n")
+    assert r.returncode == 0, r.stderr
+
+    def delivered(user):
+        new = os.path.join(vmail, user, "Maildir", "new")
+        return os.listdir(new) if os.path.isdir(new) else []
+
+    for user in ("alice", "bob", "carol"):
+        wait_until(lambda: delivered(user), 30, "delivery to %s" % user)
+        files = delivered(user)
+        assert len(files) == 1
+        with open(os.path.join(vmail, user, "Maildir", "new", files[0])) as f:
+            text = f.read()
+        assert "Subject: nightly report" in text and "all good" in text
+        header = text.split("\n\n")[0]
+        assert "\nBcc:" not in header
+        if user != "carol":
+            assert "carol" not in text
+        assert "(facteur, from userid %d)" % os.getuid() in text
+    instance.wait_for_log(r"to=<alice@example\.test>.*status=sent")
