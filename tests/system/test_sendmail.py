@@ -142,6 +142,34 @@ def test_dot_handling(instance, flag, body):
     assert q["text"].endswith("\n\n" + body)
 
 
+@pytest.mark.parametrize("who,args,sender,rcpts,full", [
+    # Debian cron(8): full name attached, 8BITMIME body type, errors mailed.
+    ("cron", ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"], None, ["root@localhost"],
+     "CronDaemon"),
+    # git send-email: -i, envelope sender, recipients as arguments.
+    ("git send-email", ["-i", "-f", "dev@example.org", "list@example.org",
+                        "maint@example.org"], "dev@example.org",
+     ["list@example.org", "maint@example.org"], None),
+    # bsd-mailx / s-nail: -oi, "--" before the recipients.
+    ("mailx", ["-oi", "-oem", "-odi", "--", "user@example.org"], None, ["user@example.org"],
+     None),
+    # Scripts: -t with an attached -f and -r.
+    ("script -t", ["-t", "-rbot@example.org"], "bot@example.org", ["to@example.org"], None),
+])
+def test_client_command_lines(instance, who, args, sender, rcpts, full):
+    import pwd
+    start(instance)
+    r = sendmail(instance, args, "To: to@example.org\nSubject: from %s\n\nhello\n" % who)
+    assert r.returncode == 0, r.stderr
+    _, q = wait_queued(instance, [])
+    login = pwd.getpwuid(os.getuid()).pw_name
+    assert q["sender"] == (sender or login + "@localhost")
+    assert [a for a, _ in q["rcpts"]] == rcpts
+    assert "Subject: from %s" % who in q["text"]
+    if full:
+        assert "\nFrom: %s <%s@localhost>\n" % (full, login) in q["text"]
+
+
 def test_dsn_options(instance):
     start(instance)
     r = sendmail(instance, ["-N", "success,failure", "-R", "hdrs", "-V", "env-42",
