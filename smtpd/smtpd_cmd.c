@@ -326,11 +326,21 @@ static int rcpt_open_queue(struct smtpd_session *s)
         log_warn("%s: queue file: %s", strbuf_str(s->namaddr), strbuf_str(s->why));
         return -1;
     }
-    if (strbuf_len(s->sasl_user))
-        log_info("%s: client=%s, sasl_method=%s, sasl_username=%s", cleanup_qid(s->cleanup),
-                 strbuf_str(s->namaddr), strbuf_str(s->sasl_method), strbuf_str(s->sasl_user));
-    else
-        log_info("%s: client=%s", cleanup_qid(s->cleanup), strbuf_str(s->namaddr));
+    {
+        struct strbuf *l = strbuf_new(128);
+
+        strbuf_printf(l, "%s: client=%s", cleanup_qid(s->cleanup), strbuf_str(s->namaddr));
+        if (strbuf_len(s->sasl_user))
+            strbuf_appendf(l, ", sasl_method=%s, sasl_username=%s", strbuf_str(s->sasl_method),
+                           strbuf_str(s->sasl_user));
+        /* XFORWARD: the client the forwarder got the message from. */
+        if (strbuf_len(s->xf_addr))
+            strbuf_appendf(l, ", orig_client=%s[%s]",
+                           strbuf_len(s->xf_name) ? strbuf_str(s->xf_name) : "unknown",
+                           strbuf_str(s->xf_addr));
+        log_info("%s", strbuf_str(l));
+        strbuf_free(&l);
+    }
     cleanup_set_sender(s->cleanup, strbuf_str(s->sender));
     if (p->ret == SMTP_RET_FULL)
         cleanup_set_ret(s->cleanup, 'F');

@@ -163,6 +163,8 @@ def test_xclient_and_xforward_for_trusted_client(instance):
     d.cmd("QUIT", 221)
     (m,) = wait_messages(instance, 1)
     assert m.header("Received").startswith("from orig-helo.test (orig.test [198.51.100.7])")
+    instance.wait_for_log(r"%s: client=unknown\[127\.0\.0\.1\], "
+                          r"orig_client=orig\.test\[198\.51\.100\.7\]$" % m.qid)
     instance.wait_for_log(r"xclient: now proxied\.test\[203\.0\.113\.9\]")
     instance.wait_for_log(r"disconnect from proxied\.test\[203\.0\.113\.9\]")
 

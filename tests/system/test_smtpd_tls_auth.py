@@ -234,3 +234,17 @@ def test_client_certificate_logged_trusted(instance):
         c.ehlo("client.test")
         c.noop()
     instance.wait_for_log(r"Trusted TLS connection established from unknown\[127\.0\.0\.1\]")
+
+
+def test_authenticated_sender_in_received_header(instance):
+    ports = start_smtpd(instance, smtps=True,
+                        params={"smtpd_sasl_authenticated_header": "yes",
+                                "smtpd_tls_received_header": "yes"})
+    with smtplib.SMTP_SSL("127.0.0.1", ports["smtps"], local_hostname="client.test",
+                          context=tls_context(), timeout=10) as c:
+        c.login(USER, PASSWORD)
+        c.sendmail(USER, ["friend@far.test"], MSG)
+    (m,) = wait_messages(instance, 1)
+    rec = m.header("Received")
+    assert "(Authenticated sender: %s)" % USER in rec, rec
+    assert re.search(r"\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)", rec), rec
