@@ -288,3 +288,79 @@ def test_unlisted_recipients_via_authd(instance, unbound):
         assert got == code, (to, text)
         if pattern:
             assert re.search(pattern, text), (to, text)
+
+
+def test_policy_service_greylisting(instance, unbound):
+    """check_policy_service with a postgrey-like server on a UNIX socket:
+    the first attempt of a triplet is deferred, the retry passes."""
+    import socket
+    import threading
+
+    path = os.path.join(instance.dir, "policy.sock")
+    seen = set()
+    queries = []
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)
+    listener.listen(8)
+    listener.settimeout(1.0)
+    stop = threading.Event()
+
+    def serve_one(conn):
+        buf = b""
+        conn.settimeout(5.0)
+        try:
+            while not stop.is_set():
+                try:
+                    chunk = conn.recv(4096)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\n\n" in buf:
+                    req, buf = buf.split(b"\n\n", 1)
+                    attrs = dict(l.split("=", 1) for l in req.decode().splitlines() if "=" in l)
+                    queries.append(attrs)
+                    key = (attrs.get("client_address"), attrs.get("sender"),
+                           attrs.get("recipient"))
+                    if key in seen:
+                        conn.sendall(b"action=PREPEND X-Greylist: passed\n\n")
+                    else:
+                        seen.add(key)
+                        conn.sendall(b"action=DEFER_IF_PERMIT Greylisted, try again later\n\n")
+        finally:
+            conn.close()
+
+    def serve():
+        for _ in range(100):
+            if stop.is_set():
+                return
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        params = dict(BASE, smtp_dns_resolver_address=unbound.address)
+        params["smtpd_recipient_restrictions"] = "check_policy_service unix:" + path
+        port = start_smtpd(instance, params)["smtp"]
+        got, text = rcpt(port, "alice@example.test")
+        assert got == 450, text
+        assert "4.7.1 <alice@example.test>: Recipient address rejected: Greylisted" in text
+        got, text = rcpt(port, "alice@example.test")
+        assert got == 250, text
+        q = queries[0]
+        assert q["request"] == "smtpd_access_policy"
+        assert q["protocol_state"] == "RCPT"
+        assert q["client_address"] == "127.0.0.1"
+        assert q["sender"] == "sender@known.example"
+        assert q["recipient"] == "alice@example.test"
+        assert q["helo_name"] == "client.known.example"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
