@@ -315,25 +315,84 @@ out:
 }
 
 /* Write line after the checks of table m (NULL: no checks). */
+/* Check line against table m (NULL: no checks) and write it, or what
+ * the action says instead.  keep (may be NULL) is what to write when the
+ * line is kept: the line as rewritten for the queue. */
 static void check_and_write(struct cleanup *c, struct maps *m, bool is_header,
-                            const char *line, size_t len)
+                            const char *line, size_t len, const struct strbuf *keep)
 {
     enum act_result res = ACT_KEEP;
-    struct strbuf *replace;
+    struct strbuf *replace = NULL;
 
-    if (m == NULL || maps_count(m) == 0 || c->checks_done || (c->flags & CLEANUP_FL_NOCHECKS)) {
-        cleanup_write_line(c, line, len);
-        return;
+    if (m != NULL && maps_count(m) > 0 && !c->checks_done && !(c->flags & CLEANUP_FL_NOCHECKS)) {
+        replace = strbuf_new(64);
+        res = check(c, m, is_header, line, len, replace);
     }
-    replace = strbuf_new(64);
-    res = check(c, m, is_header, line, len, replace);
     if (c->result == CLEANUP_OK && !c->discard) {
-        if (res == ACT_KEEP)
+        if (res == ACT_KEEP && keep != NULL)
+            cleanup_write_line(c, strbuf_str(keep), strbuf_len(keep));
+        else if (res == ACT_KEEP)
             cleanup_write_line(c, line, len);
         else if (res == ACT_REPLACE)
             cleanup_write_line(c, strbuf_str(replace), strbuf_len(replace));
     }
     strbuf_free(&replace);
+}
+
+/* Local mail: headers whose addresses get @$myorigin when they have no
+ * domain, as Postfix's cleanup rewrites them (append_at_myorigin). */
+static const char *const addr_headers[] = {
+    "From", "Sender", "Reply-To", "To", "Cc", "Resent-From", "Resent-Sender",
+    "Resent-Reply-To", "Resent-To", "Resent-Cc", "Errors-To", "Return-Receipt-To",
+};
+
+struct qualify {
+    size_t ends[CLEANUP_QUALIFY_MAX];
+    size_t n;
+};
+
+static int qualify_addr(const char *addr, size_t end, void *ctx)
+{
+    struct qualify *q = ctx;
+
+    if (strchr(addr, '@') != NULL)
+        return 0;
+    if (q->n >= CLEANUP_QUALIFY_MAX)
+        return 1;
+    q->ends[q->n++] = end;
+    return 0;
+}
+
+/* The header with its domainless addresses qualified, into out; false if
+ * nothing changes (not local mail, not an address header, nothing to do,
+ * or a value this reader does not understand: left as it is). */
+static bool qualify_header(struct cleanup *c, const struct header *h, struct strbuf *out)
+{
+    struct qualify *q;
+    size_t voff = (size_t)(h->value - h->raw), prev = 0;
+    bool listed = false;
+
+    if (!(c->flags & CLEANUP_FL_LOCAL) || !var_append_at_myorigin || var_myorigin == NULL ||
+        *var_myorigin == '\0')
+        return false;
+    for (size_t i = 0; i < sizeof(addr_headers) / sizeof(addr_headers[0]) && !listed; i++)
+        listed = header_name_is(h, addr_headers[i]);
+    if (!listed)
+        return false;
+    q = xcalloc(1, sizeof(*q));
+    if (header_addr_list_pos(h->value, h->value_len, 0, qualify_addr, q) < 0 || q->n == 0) {
+        free(q);
+        return false;
+    }
+    strbuf_setn(out, h->raw, voff);
+    for (size_t i = 0; i < q->n; i++) {
+        strbuf_appendn(out, h->value + prev, q->ends[i] - prev);
+        strbuf_appendf(out, "@%s", var_myorigin);
+        prev = q->ends[i];
+    }
+    strbuf_appendn(out, h->value + prev, h->value_len - prev);
+    free(q);
+    return true;
 }
 
 static void log_msgid(struct cleanup *c, const char *value, size_t len)
@@ -366,7 +425,14 @@ void cleanup_header(struct cleanup *c, const struct header *h)
     else if ((c->flags & CLEANUP_FL_LOCAL) &&
              (header_name_is(h, "Bcc") || header_name_is(h, "Resent-Bcc")))
         return;     /* sendmail -t: blind copies stay blind */
-    check_and_write(c, cleanup_header_checks(), true, h->raw, h->raw_len);
+    {
+        struct strbuf *qualified = strbuf_new(h->raw_len + 64);
+        bool rewritten = qualify_header(c, h, qualified);
+
+        check_and_write(c, cleanup_header_checks(), true, h->raw, h->raw_len,
+                        rewritten ? qualified : NULL);
+        strbuf_free(&qualified);
+    }
 }
 
 /* A display name as a quoted string when it holds specials. */
@@ -441,6 +507,6 @@ int cleanup_body(struct cleanup *c, const char *line, size_t len)
         c->body_checked += len + 1;
         m = cleanup_body_checks();
     }
-    check_and_write(c, m, false, line, len);
+    check_and_write(c, m, false, line, len, NULL);
     return c->result == CLEANUP_OK && !c->discard ? 0 : -1;
 }

@@ -17,6 +17,7 @@
 
 #define CLEANUP_BCC_LOOKUPS_MAX 1000    /* recipients looked up in recipient_bcc_maps */
 #define CLEANUP_LOG_TEXT_MAX    200     /* bytes of a header/body line in a log line */
+#define CLEANUP_QUALIFY_MAX     1000    /* addresses qualified in one local header */
 
 enum cleanup_state { CL_ENVELOPE, CL_HEADER, CL_BODY, CL_FINISHED };
 

@@ -195,9 +195,12 @@ struct addr_state {
     struct strbuf *text;        /* current address outside angles */
     struct strbuf *angle;       /* content of <...> */
     bool have_angle;
+    size_t text_end;            /* offset after the address's last byte */
+    size_t angle_end;           /* offset of the closing '>' */
     size_t count;
     size_t max_count;
     header_addr_fn *fn;
+    header_addr_pos_fn *pos_fn;
     void *ctx;
 };
 
@@ -214,9 +217,13 @@ static int addr_emit(struct addr_state *st)
     if (st->have_angle && s[0] == '@' && (colon = strrchr(s, ':')) != NULL)
         s = colon + 1;
     if (*s != '\0') {
+        size_t end = st->have_angle ? st->angle_end : st->text_end;
+
         if (st->max_count > 0 && st->count >= st->max_count)
             rc = -1;
         else if (st->fn != NULL && st->fn(s, st->ctx) != 0)
+            rc = -1;
+        else if (st->pos_fn != NULL && st->pos_fn(s, end, st->ctx) != 0)
             rc = -1;
         else
             st->count++;
@@ -227,12 +234,12 @@ static int addr_emit(struct addr_state *st)
     return rc;
 }
 
-int header_addr_list(const char *value, size_t len, size_t max_count,
-                     header_addr_fn *fn, void *ctx)
+static int addr_list(const char *value, size_t len, size_t max_count, header_addr_fn *fn,
+                     header_addr_pos_fn *pos_fn, void *ctx)
 {
     struct addr_state st = {
         .text = strbuf_new(64), .angle = strbuf_new(64),
-        .max_count = max_count, .fn = fn, .ctx = ctx,
+        .max_count = max_count, .fn = fn, .pos_fn = pos_fn, .ctx = ctx,
     };
     bool in_angle = false;
     int rc = 0;
@@ -277,6 +284,8 @@ int header_addr_list(const char *value, size_t len, size_t max_count,
             }
             if (rc == 0 && (!closed || strbuf_appendc(cur, '"') < 0))
                 rc = -1;
+            if (!in_angle && !st.have_angle)
+                st.text_end = i + 1;
         } else if (ch == '<' && !in_angle) {
             /* The display name collected so far is not the address. */
             in_angle = true;
@@ -284,6 +293,7 @@ int header_addr_list(const char *value, size_t len, size_t max_count,
             strbuf_reset(st.angle);
         } else if (ch == '>' && in_angle) {
             in_angle = false;
+            st.angle_end = i;
         } else if (in_angle) {
             if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
                 rc = strbuf_appendc(st.angle, ch);
@@ -294,8 +304,10 @@ int header_addr_list(const char *value, size_t len, size_t max_count,
             strbuf_reset(st.text);
         } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
             /* Text after an angle address is a stray phrase: ignored. */
-            if (!st.have_angle)
+            if (!st.have_angle) {
                 rc = strbuf_appendc(st.text, ch);
+                st.text_end = i + 1;
+            }
         }
     }
     if (rc == 0 && in_angle)
@@ -305,6 +317,18 @@ int header_addr_list(const char *value, size_t len, size_t max_count,
     strbuf_free(&st.text);
     strbuf_free(&st.angle);
     return rc < 0 ? -1 : (int)st.count;
+}
+
+int header_addr_list(const char *value, size_t len, size_t max_count,
+                     header_addr_fn *fn, void *ctx)
+{
+    return addr_list(value, len, max_count, fn, NULL, ctx);
+}
+
+int header_addr_list_pos(const char *value, size_t len, size_t max_count,
+                         header_addr_pos_fn *fn, void *ctx)
+{
+    return addr_list(value, len, max_count, NULL, fn, ctx);
 }
 
 int header_msgid(const char *value, size_t len, struct strbuf *out)

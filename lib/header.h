@@ -87,6 +87,13 @@ typedef int header_addr_fn(const char *addr, void *ctx);
 int header_addr_list(const char *value, size_t len, size_t max_count,
                      header_addr_fn *fn, void *ctx);
 
+/* Same, also giving each address's end: the offset in value just after
+ * its last byte (for "<addr>", the offset of the '>'), where a domain can
+ * be inserted; comments and display names are never inside [.., end). */
+typedef int header_addr_pos_fn(const char *addr, size_t end, void *ctx);
+int header_addr_list_pos(const char *value, size_t len, size_t max_count,
+                         header_addr_pos_fn *fn, void *ctx);
+
 /* The first "<...>" of a Message-ID value, brackets excluded, into out.
  * Returns 0, or -1 if there is none (or it holds control characters or is
  * longer than HEADER_ADDR_MAX). */

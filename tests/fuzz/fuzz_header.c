@@ -1,12 +1,14 @@
 /*
  * fuzz_header.c - libFuzzer target for lib/header: the header parser,
- * unfolding, the address-list reader (sendmail -t) and Message-ID
+ * unfolding, the address-list reader (sendmail -t; with insertion points
+ * for local header rewriting) and Message-ID
  * extraction, the entry points cleanup and sendmail call.
  *
  * The first byte sets the size and count bounds; the rest is a message
  * split into lines at LF.  Checks: no delivered header exceeds the size
  * bound, no more headers than the count bound, every raw header starts
- * with its valid name, and every extracted address fits HEADER_ADDR_MAX.
+ * with its valid name, every extracted address fits HEADER_ADDR_MAX, and
+ * insertion points stay inside the value in order.
  * Keeps no state.
  */
 #include <stddef.h>
@@ -32,6 +34,22 @@ static int on_addr(const char *addr, void *ctx)
     return 0;
 }
 
+struct pos_check {
+    size_t len;
+    size_t last;
+};
+
+/* Insertion points lie inside the value and never go backwards. */
+static int on_pos(const char *addr, size_t end, void *ctx)
+{
+    struct pos_check *pc = ctx;
+
+    if (strlen(addr) == 0 || end > pc->len || end < pc->last)
+        __builtin_trap();
+    pc->last = end;
+    return 0;
+}
+
 static int on_header(const struct header *h, void *ctx)
 {
     struct sink *k = ctx;
@@ -44,6 +62,11 @@ static int on_header(const struct header *h, void *ctx)
     if (memchr(strbuf_str(k->tmp), '\n', strbuf_len(k->tmp)) != NULL)
         __builtin_trap();
     header_addr_list(h->value, h->value_len, 100, on_addr, NULL);
+    {
+        struct pos_check pc = {h->value_len, 0};
+
+        header_addr_list_pos(h->value, h->value_len, 100, on_pos, &pc);
+    }
     header_msgid(h->value, h->value_len, k->tmp);
     return 0;
 }

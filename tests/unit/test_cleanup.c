@@ -265,8 +265,21 @@ static const struct msg_case cases[] = {
      "To: root\nBcc: secret@example.net\nResent-Bcc: x@y\n  folded\nDate: Mon, 1 Jan 2024\n\nhello",
      CLEANUP_OK, "250 ", "incoming",
      "Received: by mx.example.org (facteur, from userid 1000)\n\tid QID; " DATE "\n"
-     "To: root\nDate: Mon, 1 Jan 2024\nMessage-ID: <20231114221320.QID@mx.example.org>\n"
+     "To: root@example.org\nDate: Mon, 1 Jan 2024\nMessage-ID: <20231114221320.QID@mx.example.org>\n"
      "From: \"Joe Q. User\" <joe@example.org>\n\nhello\n", 2, "message-id=<20231114221320."},
+    {"local: header addresses qualified", "", CLEANUP_FL_LOCAL, false, false, "joe",
+     "b@example.net", NULL,
+     "To: root, Bob <bob>, carol@x (C), \"Doe, J\" <jd>, grp: a, b@c;\n"
+     "Cc: undisclosed-recipients:;\nFrom: me (Me\n Myself)\nReply-To: <broken\n"
+     "Subject: root\nX-To: root\nMessage-ID: <a@b>\nDate: x\n\nb",
+     CLEANUP_OK, "250 ", "incoming",
+     "To: root@example.org, Bob <bob@example.org>, carol@x (C), \"Doe, J\" <jd@example.org>, "
+     "grp: a@example.org, b@c;\n"
+     "Cc: undisclosed-recipients:;\nFrom: me@example.org (Me\n Myself)\nReply-To: <broken\n"
+     "Subject: root\nX-To: root\nMessage-ID: <a@b>\nDate: x\n\nb\n", 1, NULL},
+    {"smtp: header addresses left alone", "", 0, false, false, "joe@example.org",
+     "b@example.net", NULL, "To: root\n\nb", CLEANUP_OK, "250 ", "incoming",
+     "To: root\n\nb\n", 1, NULL},
     {"local: null sender", "", CLEANUP_FL_LOCAL, false, true, "", "b@example.net", NULL,
      "Subject: x\n\nb", CLEANUP_OK, "250 ", "incoming",
      "Received: by mx.example.org (facteur, from userid 1000)\n\tid QID; " DATE "\n"

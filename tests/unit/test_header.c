@@ -259,6 +259,42 @@ static void test_addr_too_long(void **state)
     strbuf_free(&got);
 }
 
+/* Collects "addr@end" for header_addr_list_pos. */
+static int collect_pos(const char *addr, size_t end, void *ctx)
+{
+    struct strbuf *out = ctx;
+
+    strbuf_appendf(out, "%s%s@%zu", strbuf_len(out) ? "," : "", addr, end);
+    return 0;
+}
+
+static void test_addr_positions(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"root", "root@4"},
+        {"root (Root User), bob", "root@4,bob@21"},
+        {"Bob <bob>", "bob@8"},
+        {"\"Doe, J\" <jd> (x)", "jd@12"},
+        {"grp: a, b;", "a@6,b@9"},
+        {"\"john doe\"", "\"john doe\"@10"},
+        {"  spaced  ,x", "spaced@8,x@12"},
+        {"a@b.c", "a@b.c@5"},
+    };
+    struct strbuf *got = strbuf_new(64);
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        strbuf_reset(got);
+        header_addr_list_pos(cases[i].in, strlen(cases[i].in), 0, collect_pos, got);
+        if (strcmp(strbuf_str(got), cases[i].out) != 0)
+            fail_msg("positions(\"%s\") = \"%s\" (want \"%s\")", cases[i].in, strbuf_str(got),
+                     cases[i].out);
+    }
+    strbuf_free(&got);
+}
+
 static void test_msgid(void **state)
 {
     static const struct {
@@ -312,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_addr_list),
         cmocka_unit_test(test_addr_too_long),
+        cmocka_unit_test(test_addr_positions),
         cmocka_unit_test(test_msgid),
         cmocka_unit_test(test_unfold),
     };
