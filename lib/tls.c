@@ -451,9 +451,14 @@ static int tls_handshake(struct tls_conn *c, struct stream *s, int timeout_ms, b
         else if (err == SSL_ERROR_WANT_WRITE)
             pfd.events = POLLOUT;
         else {
-            if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+            /* An end of file shows as SYSCALL or (unexpected EOFs being
+             * ignored) ZERO_RETURN, with nothing in the error queue. */
+            int saved = errno;
+            if (ERR_peek_error() == 0
+                && (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN))
                 strbuf_printf(why, "TLS handshake failed: %s",
-                              errno ? strerror(errno) : "lost connection");
+                              err == SSL_ERROR_SYSCALL && saved ? strerror(saved)
+                                                                : "lost connection");
             else
                 tls_why_openssl(why, "TLS handshake failed");
             return -1;
