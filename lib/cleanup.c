@@ -449,7 +449,7 @@ static void add_bcc(struct cleanup *c)
     goto out;
 tempfail:
     log_warn("%s: bcc lookup: %s", c->qid, strbuf_str(why));
-    cleanup_fail(c, CLEANUP_TEMPFAIL, "451 4.3.0 Error: queue file write error");
+    cleanup_fail(c, CLEANUP_TEMPFAIL, "451 4.3.0 Error: temporary lookup failure");
 out:
     strbuf_free(&val);
     strbuf_free(&why);
