@@ -360,6 +360,9 @@ static const struct check_case defer_cases[] = {
      "450 4.7.1 <alice@local.example>: Recipient address rejected: Service unavailable"},
     {"defer_if_permit then reject", RCPT, OUT, "x@known.example", "x@elsewhere.example", NULL, 0,
      RESTRICT_REJECT, "554 5.7.1 <x@elsewhere.example>: Relay access denied"},
+    {"defer_if_reject turns a reject into a defer", RCPT, OUT, "x@known.example",
+     "blocked@local.example", NULL, 0, RESTRICT_DEFER,
+     "450 4.7.1 <blocked@local.example>: Recipient address rejected: Access denied"},
     {"defer_unauth_destination", RCPT, "unknown", "192.0.2.5", "h.example", "x@known.example",
      "x@other.example", NULL, 0, RESTRICT_DEFER, "454 4.7.1 <x@other.example>: Relay access denied"},
 };
@@ -450,10 +453,16 @@ static void test_variants(void **state)
     run_cases(r, defer_cases, 2);
     restrict_free(&r);
 
+    strbuf_printf(text, "%ssmtpd_recipient_restrictions = defer_if_reject,"
+                  " check_recipient_access inline:{ blocked@local.example=REJECT }\n", main_cf);
+    assert_non_null(r = load(strbuf_str(text), f->dns, why));
+    run_cases(r, defer_cases + 2, 1);
+    restrict_free(&r);
+
     strbuf_printf(text, "%ssmtpd_relay_restrictions = permit_sasl_authenticated,"
                   " defer_unauth_destination\n", main_cf);
     assert_non_null(r = load(strbuf_str(text), f->dns, why));
-    run_cases(r, defer_cases + 2, 1);
+    run_cases(r, defer_cases + 3, 1);
     restrict_free(&r);
 
     strbuf_free(&text);
