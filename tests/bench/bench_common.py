@@ -24,7 +24,8 @@ What this module provides:
                 so its rate is not reported); .calls after stop().
   Measurement   measure(label, root, run, nmsgs, sync_msgs, warmup) -> dict
                 with rate, cpu_ms, syncs; run(n) must send n messages and
-                return the seconds it took.  print_figures() prints one
+                return the seconds it took.  median_result(rounds, label)
+                combines rounds (each figure its own median).  print_figures() prints one
                 server's line; print_ratio() the final result line.
   Clients       smtp_source(port, n, sessions, size) runs Postfix's
                 /usr/sbin/smtp-source; returns the wall-clock seconds and
@@ -39,6 +40,13 @@ What this module provides:
                 socket, passwd-file users, Maildir; root or not).
   facteur       facteur_instance(name) -> facteur_harness.Instance (import
                 of tests/system/facteur_harness.py).
+  Logs          log_problems(name, text) prints the count of warning, error,
+                fatal and panic lines a server logged.
+
+measure() and SyncCounter accept a list of roots where one system is
+several trees (Postfix's master and Dovecot's).  Its result also has
+client_ms, the CPU of the clients this process ran (smtp-source), for
+scale.  Importing this module makes SIGTERM leave through finally blocks.
 
 Every wait has a bound; every server listens on 127.0.0.1 only, on free
 ports; every instance is stopped and removed by its cleanup().
@@ -166,21 +174,24 @@ class SyncCounter:
     def stop(self):
         if self.proc is None:
             return None
-        self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate(timeout=STOP_TIMEOUT)
-        self.calls = 0
-        with open(self.out) as f:
-            for line in f:
-                fields = line.split()
-                # "% time seconds usecs/call calls [errors] syscall"
-                if len(fields) >= 5 and fields[-1] in SYNC_CALLS:
-                    self.calls += int(fields[3])
-        os.unlink(self.out)
-        self.proc = None
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.communicate(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate(timeout=STOP_TIMEOUT)
+            calls = 0
+            with open(self.out) as f:
+                for line in f:
+                    fields = line.split()
+                    # "% time seconds usecs/call calls [errors] syscall"
+                    if len(fields) >= 5 and fields[-1] in SYNC_CALLS:
+                        calls += int(fields[3])
+            self.calls = calls
+        finally:
+            os.unlink(self.out)
+            self.proc = None
         return self.calls
 
 
@@ -215,6 +226,20 @@ def measure(label, root, run, nmsgs, sync_msgs, warmup=200):
         if calls is not None:
             res["syncs"] = calls / sync_msgs
     return res
+
+
+def median_result(results, label):
+    """One result from several rounds: rate, CPU and client CPU are each
+    the median over the rounds; syncs and message count from round 1 (the
+    only one traced)."""
+    def med(key):
+        vals = sorted(r[key] for r in results)
+        return vals[len(vals) // 2]
+    out = dict(results[0])
+    out.update(label=label, rate=med("rate"), cpu_ms=med("cpu_ms"),
+               client_ms=med("client_ms"))
+    out["seconds"] = out["msgs"] / out["rate"]
+    return out
 
 
 def print_figures(res):
@@ -541,5 +566,21 @@ def is_fifo(path):
         return False
 
 
-def grep_count(text, regex):
-    return len(re.findall(regex, text, re.M))
+def log_problems(name, text, limit=4):
+    """Print how many warning/error/fatal/panic lines a server logged during
+    the benchmark, grouped by kind (digits and queue IDs folded), most
+    frequent first: a fast run that logged trouble is not a result."""
+    kinds = {}
+    total = 0
+    for line in text.splitlines():
+        m = re.search(r"\b(warning|error|fatal|panic): (.*)", line)
+        if not m:
+            continue
+        total += 1
+        kind = re.sub(r"/tmp/[^/ ]+", "DIR", m.group(0))
+        kind = re.sub(r"\b[0-9A-Za-z]{10,}\b|\d+", "N", kind)[:200]
+        kinds.setdefault(kind, [0, line[:300]])[0] += 1
+    print("%s log: %d warning/error lines" % (name, total), flush=True)
+    for kind, (count, example) in sorted(kinds.items(), key=lambda kv: -kv[1][0])[:limit]:
+        print("    %6d x %s" % (count, example), flush=True)
+    return total

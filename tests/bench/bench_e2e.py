@@ -139,6 +139,9 @@ class FacteurE2E:
     def roots(self):
         return [self.inst.master_pid()]
 
+    def log_text(self):
+        return self.inst.log_text()
+
     def delivered(self):
         return count_new(self.homes)
 
@@ -184,6 +187,9 @@ class PostfixDovecotE2E:
 
     def roots(self):
         return [self.pf.master_pid(), self.dc.proc.pid]
+
+    def log_text(self):
+        return self.pf.log_text() + self.dc.log_text()
 
     def delivered(self):
         return self.dc.delivered()
@@ -246,13 +252,12 @@ def main():
                                  warmup=args.warmup if rnd == 0 else 0)
                 bc.print_figures(res)
                 rounds[side.name].append(res)
+        for side in sides:
+            bc.log_problems(side.name, side.log_text())
         best = {}
         for name, results in rounds.items():
-            r = dict(sorted(results, key=lambda x: x["rate"])[len(results) // 2])
-            r["syncs"] = results[0]["syncs"]
-            r["label"] = "%s e2e median" % name
-            bc.print_figures(r)
-            best[name] = r
+            best[name] = bc.median_result(results, "%s e2e median" % name)
+            bc.print_figures(best[name])
         bc.print_ratio("e2e", best["facteur"], "postfix+dovecot", best.get("postfix+dovecot"))
     finally:
         for side in sides:

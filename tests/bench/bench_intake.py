@@ -72,6 +72,9 @@ class FacteurIntake:
     def queued(self):
         return bc.count_files(os.path.join(self.inst.queue, "incoming"))
 
+    def log_text(self):
+        return self.inst.log_text()
+
     def cleanup(self):
         if self.door is not None:
             self.door.close()
@@ -98,14 +101,13 @@ class PostfixIntake:
     def queued(self):
         return bc.count_files(os.path.join(self.pf.queue, "incoming"))
 
+    def log_text(self):
+        return self.pf.log_text()
+
     def cleanup(self):
         if self.door is not None:
             self.door.close()
         self.pf.cleanup()
-
-
-def median_round(results):
-    return sorted(results, key=lambda r: r["rate"])[len(results) // 2]
 
 
 def bench_size(servers, size, args):
@@ -131,11 +133,7 @@ def bench_size(servers, size, args):
             rounds[name].append(res)
     out = {}
     for name, results in rounds.items():
-        best = dict(median_round(results))
-        # The sync count comes from round 1 whichever round is the median.
-        best["syncs"] = results[0]["syncs"]
-        best["label"] = "%s %s median" % (name, size_name(size))
-        out[name] = best
+        out[name] = bc.median_result(results, "%s %s median" % (name, size_name(size)))
     return out
 
 
@@ -184,6 +182,8 @@ def main():
         results = {}
         for size in sizes:
             results[size] = bench_size(servers, size, args)
+        for name, srv in servers.items():
+            bc.log_problems(name, srv.log_text())
         for size, res in results.items():
             for r in res.values():
                 bc.print_figures(r)

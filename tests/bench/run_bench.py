@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """run_bench.py - the runner behind `make bench`.
 
-    /usr/bin/python3 tests/bench/run_bench.py [--quick] [--only NAME] [--bin DIR]
-        [--libexec DIR]
+    /usr/bin/python3 tests/bench/run_bench.py [--quick] [--only NAME] [--limit SECONDS]
+        [--bin DIR] [--libexec DIR]
 
 Runs every tests/bench/bench_*.py (bench_common.py is the helper module)
 in name order, one after the other so that they do not compete for the
@@ -35,6 +35,7 @@ FULL_LIMIT = 900            # seconds per script otherwise
 
 RESULT_RE = re.compile(r"^([A-Za-z][\w.-]*): (facteur ([\d.]+) msg/s, (\S+) ([\d.]+) msg/s, "
                        r"ratio (\S+?))(;.*)?$")
+CPU_RE = re.compile(r"cpu ms/msg ([\d.]+) vs ([\d.]+)")
 SKIP_RE = re.compile(r"^([A-Za-z][\w.-]*): skipped \((.*)\)$")
 
 # DESIGN.md "Performance budget": facteur's rate over the anchor's.
@@ -46,6 +47,15 @@ def target_for(name):
         if name == prefix or name.startswith(prefix + "-"):
             return ratio
     return None
+
+
+def cpu_ratio(notes):
+    """The anchor's CPU per message over facteur's, from the result line's
+    "cpu ms/msg F vs A" figures; "-" when the line has none."""
+    m = CPU_RE.search(notes)
+    if not m or float(m.group(1)) <= 0:
+        return "-"
+    return "%.2f" % (float(m.group(2)) / float(m.group(1)))
 
 
 def scripts():
@@ -115,6 +125,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", action="append", default=[],
                     help="run only bench_NAME.py (repeatable)")
+    ap.add_argument("--limit", type=int, help="seconds per script (default %d, %d with "
+                    "--quick)" % (FULL_LIMIT, QUICK_LIMIT))
     ap.add_argument("--bin")
     ap.add_argument("--libexec")
     args = ap.parse_args()
@@ -127,7 +139,7 @@ def main():
         todo = [p for p in todo if os.path.basename(p)[6:-3] in args.only]
         if not todo:
             ap.error("no bench script matches %s" % ", ".join(args.only))
-    limit = QUICK_LIMIT if args.quick else FULL_LIMIT
+    limit = args.limit or (QUICK_LIMIT if args.quick else FULL_LIMIT)
     if os.geteuid() != 0:
         print("note: not root: the Postfix anchor cannot run (its master needs root)")
     t0 = time.monotonic()
@@ -147,19 +159,21 @@ def main():
     print("benchmark summary (%.0fs, %d CPUs, load average %s)" % (
         time.monotonic() - t0, os.cpu_count(), " ".join(
             "%.2f" % x for x in os.getloadavg())))
-    print("%-16s %12s %-10s %12s %7s %7s  %s" % ("name", "facteur/s", "anchor", "anchor/s",
-                                               "ratio", "target", "notes"))
+    print("rate ratio = facteur msg/s over the anchor's; cpu ratio = the anchor's CPU ms "
+          "per message over facteur's (less sensitive to other load on the machine)")
+    fmt = "%-12s %10s %-16s %10s %6s %6s %6s %-7s %s"
+    print(fmt % ("name", "facteur/s", "anchor", "anchor/s", "rate", "cpu", "target",
+                 "verdict", "notes"))
     for name, f_rate, anchor, a_rate, ratio, notes in table:
         target = target_for(name)
         if f_rate is None:
-            print("%-16s %12s %-10s %12s %7s %7s  %s" % (name, "-", "-", "-", "-", "-", notes))
+            print(fmt % (name, "-", "-", "-", "-", "-", "-", "-", notes))
             continue
-        verdict = ""
+        verdict = "-"
         if target is not None and ratio != "n/a":
-            verdict = " (meets)" if float(ratio) >= target else " (below)"
-        print("%-16s %12.0f %-10s %12.0f %7s %7s  %s%s" % (
-            name, f_rate, anchor, a_rate, ratio,
-            "%.1fx" % target if target else "-", notes, verdict))
+            verdict = "meets" if float(ratio) >= target else "below"
+        print(fmt % (name, "%.0f" % f_rate, anchor, "%.0f" % a_rate, ratio, cpu_ratio(notes),
+                     "%.1fx" % target if target else "-", verdict, notes))
     return 1 if failed else 0
 
 
