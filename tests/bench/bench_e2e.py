@@ -225,6 +225,7 @@ def main():
     if not bc.have_daemons("master", "smtpd", "qmgr", "smtp", "lmtpd", "authd", "anvil"):
         print("e2e: skipped (facteur qmgr/lmtpd not built yet)")
         return 0
+    bc.ensure_anchor_packages()
     if not os.access(bc.SMTP_SOURCE, os.X_OK):
         print("e2e: skipped (%s missing: Debian's postfix package)" % bc.SMTP_SOURCE)
         return 0

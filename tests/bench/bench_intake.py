@@ -163,6 +163,7 @@ def main():
         for n in names:
             print("%s: skipped (facteur smtpd not built in %s)" % (n, bc.LIBEXEC))
         return 0
+    bc.ensure_anchor_packages()
     if not os.access(bc.SMTP_SOURCE, os.X_OK):
         for n in names:
             print("%s: skipped (%s missing: Debian's postfix package)" % (n, bc.SMTP_SOURCE))
