@@ -9,12 +9,17 @@
  * Certificate reload: the server context remembers the files' identity
  * (device, inode, mtime, size) and reloads both before a handshake when
  * either changed.
+ * OpenSSL reaches the descriptor through a small BIO of ours that sends
+ * with MSG_NOSIGNAL: a peer gone away is an error return (EPIPE), never a
+ * SIGPIPE, even in a process that did not ignore the signal.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -493,6 +498,113 @@ static void tls_conn_describe(struct tls_conn *c)
     }
 }
 
+/* The descriptor BIO: OpenSSL's socket BIO writes with write(2), which
+ * raises SIGPIPE on a closed connection.  Reads and writes never block
+ * (the descriptor is non-blocking); EOF is remembered for BIO_eof, which
+ * OpenSSL asks to tell an unexpected EOF from a retry. */
+struct tls_bio {
+    int fd;
+    bool eof;
+};
+
+static BIO_METHOD *tls_bio_method;
+static pthread_once_t tls_bio_once = PTHREAD_ONCE_INIT;
+
+static bool tls_bio_retry(void)
+{
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+static int tls_bio_write(BIO *b, const char *buf, int len)
+{
+    struct tls_bio *tb = BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    n = send(tb->fd, buf, (size_t)len, MSG_NOSIGNAL);
+    if (n < 0 && tls_bio_retry())
+        BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static int tls_bio_read(BIO *b, char *buf, int len)
+{
+    struct tls_bio *tb = BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    n = recv(tb->fd, buf, (size_t)len, 0);
+    if (n == 0)
+        tb->eof = true;
+    else if (n < 0 && tls_bio_retry())
+        BIO_set_retry_read(b);
+    return (int)n;
+}
+
+static int tls_bio_puts(BIO *b, const char *str)
+{
+    return tls_bio_write(b, str, (int)strlen(str));
+}
+
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct tls_bio *tb = BIO_get_data(b);
+
+    (void)num;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF:
+        return tb->eof;
+    case BIO_C_GET_FD:
+        if (ptr)
+            *(int *)ptr = tb->fd;
+        return tb->fd;
+    default:
+        return 0;
+    }
+}
+
+static int tls_bio_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void tls_bio_init_once(void)
+{
+    int type = BIO_get_new_index();
+    BIO_METHOD *m;
+
+    if (type < 0 || (m = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                      "facteur socket")) == NULL)
+        log_fatal("cannot create the TLS descriptor BIO method");
+    BIO_meth_set_write(m, tls_bio_write);
+    BIO_meth_set_read(m, tls_bio_read);
+    BIO_meth_set_puts(m, tls_bio_puts);
+    BIO_meth_set_ctrl(m, tls_bio_ctrl);
+    BIO_meth_set_destroy(m, tls_bio_destroy);
+    tls_bio_method = m;
+}
+
+/* Attach fd to ssl through the BIO above; 0 or -1. */
+static int tls_bio_attach(SSL *ssl, int fd)
+{
+    struct tls_bio *tb;
+    BIO *b;
+
+    pthread_once(&tls_bio_once, tls_bio_init_once);
+    if ((b = BIO_new(tls_bio_method)) == NULL)
+        return -1;
+    tb = xcalloc(1, sizeof(*tb));
+    tb->fd = fd;
+    BIO_set_data(b, tb);
+    BIO_set_init(b, 1);
+    SSL_set_bio(ssl, b, b);     /* one reference, owned by ssl */
+    return 0;
+}
+
 static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool server,
                      const char *servername, const char *verify_name,
                      struct tls_conn **conn_r, struct strbuf *why)
@@ -510,7 +622,7 @@ static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool
     stream_purge_input(s);
     c = xcalloc(1, sizeof(*c));
     c->ssl = SSL_new(ctx->ssl);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, stream_fd(s)) != 1) {
+    if (c->ssl == NULL || tls_bio_attach(c->ssl, stream_fd(s)) < 0) {
         tls_why_openssl(why, "cannot create TLS session");
         SSL_free(c->ssl);
         free(c);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -950,6 +951,59 @@ static void test_free_with_output_pending(void **state)
     strbuf_free(&why);
 }
 
+/* Writing to a peer that has gone away is an error, never a SIGPIPE, even
+ * in a process that did not ignore the signal (commands, tests). */
+static void test_no_sigpipe(void **state)
+{
+    int sv[2], status;
+    pid_t pid;
+    struct strbuf *why = strbuf_new(64);
+    struct tls_ctx *sctx = server_ctx("mail", NULL, NULL, false);
+    struct tls_ctx *cctx = client_ctx("mail", NULL, NULL);
+    struct tls_conn *conn = NULL;
+    struct stream *s;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Client: wait for the server to hang up, then write. */
+        struct strbuf *line = strbuf_new(64);
+        static char big[65536];
+        int bad = 0;
+
+        signal(SIGPIPE, SIG_DFL);
+        close(sv[0]);
+        alarm(10);
+        s = stream_fdopen(sv[1]);
+        stream_set_timeout(s, IO_TIMEOUT_MS);
+        if (tls_client_start(cctx, s, HS_TIMEOUT_MS, NULL, NULL, &conn, why) < 0)
+            _exit(2);
+        bad += stream_read_line(s, line, 1000) != 0;  /* the server's close */
+        for (int i = 0; i < 8; i++)
+            stream_write(s, big, sizeof(big));
+        bad += stream_flush(s) != -1;
+        bad += stream_error(s) == STREAM_ERR_NONE;
+        tls_conn_free(&conn);
+        stream_close(&s);
+        strbuf_free(&line);
+        _exit(bad ? 3 : 0);
+    }
+    close(sv[1]);
+    s = stream_fdopen(sv[0]);
+    stream_set_timeout(s, IO_TIMEOUT_MS);
+    assert_int_equal(tls_server_start(sctx, s, HS_TIMEOUT_MS, &conn, why), 0);
+    tls_conn_free(&conn);
+    stream_close(&s);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("client %s %d", WIFSIGNALED(status) ? "killed by signal" : "exit status",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    tls_ctx_free(&sctx);
+    tls_ctx_free(&cctx);
+    strbuf_free(&why);
+}
+
 /* ------------------------------------------------------------------ */
 
 static int setup(void **state)
@@ -1003,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_certificate_reload),
         cmocka_unit_test(test_peer_closes_without_close_notify),
         cmocka_unit_test(test_free_with_output_pending),
+        cmocka_unit_test(test_no_sigpipe),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
