@@ -134,13 +134,15 @@ class FacteurE2E:
 
     def start(self):
         self.inst.start()
+        self.mark = self.inst.log_mark()
         return self
 
     def roots(self):
         return [self.inst.master_pid()]
 
     def log_text(self):
-        return self.inst.log_text()
+        """What the instance logged after it started."""
+        return self.inst.log_text()[self.mark:]
 
     def delivered(self):
         return count_new(self.homes)
@@ -183,13 +185,14 @@ class PostfixDovecotE2E:
     def start(self):
         self.dc.start()
         self.pf.start()
+        self.marks = (len(self.pf.log_text()), len(self.dc.log_text()))
         return self
 
     def roots(self):
         return [self.pf.master_pid(), self.dc.proc.pid]
 
     def log_text(self):
-        return self.pf.log_text() + self.dc.log_text()
+        return self.pf.log_text()[self.marks[0]:] + self.dc.log_text()[self.marks[1]:]
 
     def delivered(self):
         return self.dc.delivered()

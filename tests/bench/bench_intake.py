@@ -64,6 +64,7 @@ class FacteurIntake:
     def start(self):
         self.inst.start()
         self.door = bc.QueueDoor(self.inst.queue, self.inst.mail_owner)
+        self.mark = self.inst.log_mark()
         return self
 
     def root(self):
@@ -73,7 +74,8 @@ class FacteurIntake:
         return bc.count_files(os.path.join(self.inst.queue, "incoming"))
 
     def log_text(self):
-        return self.inst.log_text()
+        """What the instance logged after it started."""
+        return self.inst.log_text()[self.mark:]
 
     def cleanup(self):
         if self.door is not None:
@@ -93,6 +95,7 @@ class PostfixIntake:
     def start(self):
         self.pf.start()
         self.door = bc.QueueDoor(self.pf.queue, self.pf.mail_owner)
+        self.mark = len(self.pf.log_text())
         return self
 
     def root(self):
@@ -102,7 +105,7 @@ class PostfixIntake:
         return bc.count_files(os.path.join(self.pf.queue, "incoming"))
 
     def log_text(self):
-        return self.pf.log_text()
+        return self.pf.log_text()[self.mark:]
 
     def cleanup(self):
         if self.door is not None:
