@@ -3,8 +3,11 @@
  *
  * master runs one binary for the "smtp", "relay" and LMTP services
  * (SERVER_SINGLE, one delivery request per connection from qmgr, lib/
- * deliver_proto): a service name beginning with "lmtp" selects LMTP, as
- * Postfix's lmtp is its smtp client under another name.  For a request
+ * deliver_proto).  Each request is SMTP or LMTP: LMTP when the service
+ * name begins with "lmtp" (Postfix's lmtp is its smtp client under
+ * another name), or when the next hop is "unix:path" or "inet:host:port"
+ * (local_transport = local:unix:private/lmtp reaches lmtpd through the
+ * "local" smtp service); smtp_dest_parse decides.  For a request
  * this file opens the queue file read-only (qmgr keeps ownership and
  * marks recipients done from our reply), resolves the next hop
  * (smtp_connect.c), tries hosts in order while recipients remain open
@@ -91,7 +94,7 @@ static void try_hosts(struct smtp_delivery *d, struct smtp_dest *dest, enum smtp
     int status = DELIVER_DEFER;
     int n = smtp_resolve(dest, &hosts, &status, &dsn, why);
     long sessions = 0;
-    int timeout = (int)(smtp_g.lmtp ? var_lmtp_connect_timeout : var_smtp_connect_timeout);
+    int timeout = (int)(dest->lmtp ? var_lmtp_connect_timeout : var_smtp_connect_timeout);
 
     if (n < 0) {
         smtp_rcpt_set_open(d, true, status, dsn, strbuf_str(why));
@@ -236,15 +239,22 @@ out:
     strbuf_free(&why);
 }
 
+/* A TLS security level other than none (and not empty). */
+static bool tls_level_wanted(const char *level)
+{
+    return *level && strcasecmp(level, "none") != 0;
+}
+
 static void smtp_pre_jail(void)
 {
     struct strbuf *why = strbuf_new(128);
     const char *svc = server_service_name();
-    const char *level = var_smtp_tls_security_level;
-
+    /* Any service may get an LMTP request (next hop unix: or inet:), and
+     * an "lmtp..." service only LMTP ones: the client context is needed
+     * when a level either mode can use asks for TLS. */
     smtp_g.lmtp = svc && strncmp(svc, "lmtp", 4) == 0;
-    if (smtp_g.lmtp)
-        level = var_lmtp_tls_security_level;
+    bool want_tls = tls_level_wanted(var_lmtp_tls_security_level)
+                    || (!smtp_g.lmtp && tls_level_wanted(var_smtp_tls_security_level));
 
     /* DNS: libunbound, set up here because it reads resolv.conf and the
      * trust anchor, which a chroot hides. */
@@ -274,7 +284,7 @@ static void smtp_pre_jail(void)
         if (smtp_g.sasl_passwd == NULL)
             log_fatal("smtp_sasl_password_maps: %s", strbuf_str(why));
     }
-    if (smtp_g.tls_policy || (*level && strcasecmp(level, "none") != 0)) {
+    if (smtp_g.tls_policy || want_tls) {
         struct tls_client_opts o = {
             .ca_file = var_smtp_tls_CAfile,
             .ca_path = var_smtp_tls_CApath,

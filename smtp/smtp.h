@@ -2,8 +2,11 @@
  * smtp.h - the SMTP/LMTP client delivery agent: shared state.
  *
  * One process serves one delivery request at a time (SERVER_SINGLE): qmgr
- * connects to private/smtp (or private/<lmtp service>), sends a
- * deliver_proto request, and reads one per-recipient reply.  The request
+ * connects to private/smtp (or private/relay, private/local, ...), sends
+ * a deliver_proto request, and reads one per-recipient reply.  Each
+ * request is spoken in SMTP or LMTP (struct smtp_dest's lmtp): LMTP when
+ * the master.cf service name begins with "lmtp", or when the next hop has
+ * Postfix's LMTP syntax "unix:path" or "inet:host:port".  The request
  * is carried by a struct smtp_delivery; each connection to a remote host
  * is a struct smtp_session.  smtp.c orchestrates (hosts in order, final
  * outcomes, logging), smtp_connect.c turns the next hop into addresses and
@@ -38,7 +41,7 @@ struct tls_conn;
 /* ---- smtp.c: global state built in pre_jail ----------------------- */
 
 struct smtp_globals {
-    bool lmtp;                  /* service name selects LMTP */
+    bool lmtp;                  /* the service name selects LMTP for every request */
     struct dns *dns;            /* NULL when DNS is disabled */
     bool dnssec;                /* smtp_dns_support_level = dnssec */
     struct tls_ctx *tls;        /* client context, NULL if TLS never used */
@@ -102,13 +105,19 @@ struct smtp_dest {
     unsigned port;
     bool literal;               /* "[host]": no MX lookup */
     bool is_unix;               /* "unix:path" */
+    bool lmtp;                  /* this request speaks LMTP (service or next hop) */
     char *path;                 /* for unix: the socket path */
     bool mx_secure;             /* the MX answer was DNSSEC-validated */
 };
 
 /* Parse a next hop ("[host]:port", "host", "host:port", "unix:path",
- * "inet:host:port").  Returns 0 or -1 with why. */
-int smtp_dest_parse(const char *nexthop, bool lmtp, struct smtp_dest *dest, struct strbuf *why);
+ * "inet:host:port").  dest->lmtp is set when service_lmtp (the service
+ * name begins with "lmtp") or when the next hop begins with "unix:" or
+ * "inet:", LMTP next-hop syntax no SMTP next hop uses; LMTP then means
+ * port 24 by default, no MX lookup, LHLO and lmtp_* timeouts and TLS
+ * level.  Returns 0 or -1 with why. */
+int smtp_dest_parse(const char *nexthop, bool service_lmtp, struct smtp_dest *dest,
+                    struct strbuf *why);
 void smtp_dest_free(struct smtp_dest *dest);
 
 /* Resolve dest into an ordered list of addresses (MX by preference,

@@ -2,7 +2,8 @@
  * smtp_connect.c - from a next hop to connected sockets.
  *
  * Owns the next-hop syntax qmgr hands us ("[host]:port" without MX
- * lookup, "domain[:port]" with one, "unix:path" for LMTP), the address
+ * lookup, "domain[:port]" with one, "unix:path" and "inet:host:port" for
+ * LMTP, which also select LMTP for the request), the address
  * list (MX records in preference order, random among equals as lib/dns
  * returns them; the domain itself as implicit MX when it has none; A and
  * AAAA per inet_protocols and smtp_address_preference; at most
@@ -60,14 +61,20 @@ static int parse_port(const char *s, unsigned *port_r)
     return 0;
 }
 
-int smtp_dest_parse(const char *nexthop, bool lmtp, struct smtp_dest *dest, struct strbuf *why)
+int smtp_dest_parse(const char *nexthop, bool service_lmtp, struct smtp_dest *dest,
+                    struct strbuf *why)
 {
     const char *p = nexthop;
     const char *host_end, *port = NULL;
 
     memset(dest, 0, sizeof(*dest));
     dest->nexthop = xstrdup(nexthop);
-    dest->port = lmtp ? LMTP_PORT_DEFAULT : SMTP_PORT_DEFAULT;
+    /* "unix:" and "inet:" are Postfix's LMTP next-hop syntax (an SMTP
+     * next hop is a domain or [host] and never has them): such a request
+     * is LMTP whatever service carried it, so local_transport =
+     * local:unix:private/lmtp works through an smtp service. */
+    dest->lmtp = service_lmtp || strncmp(p, "unix:", 5) == 0 || strncmp(p, "inet:", 5) == 0;
+    dest->port = dest->lmtp ? LMTP_PORT_DEFAULT : SMTP_PORT_DEFAULT;
     if (strncmp(p, "unix:", 5) == 0) {
         if (p[5] == 0 || strlen(p + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
             strbuf_printf(why, "bad unix socket next hop \"%s\"", nexthop);
@@ -82,7 +89,7 @@ int smtp_dest_parse(const char *nexthop, bool lmtp, struct smtp_dest *dest, stru
     if (strncmp(p, "inet:", 5) == 0)
         p += 5;
     /* LMTP never looks up MX records (Postfix: lmtp next hops are hosts). */
-    dest->literal = lmtp;
+    dest->literal = dest->lmtp;
     if (*p == '[') {
         host_end = strchr(p, ']');
         if (host_end == NULL || host_end == p + 1) {

@@ -33,12 +33,12 @@
 
 static int t_helo(const struct smtp_session *ss)
 {
-    return (int)(smtp_g.lmtp ? var_lmtp_lhlo_timeout : var_smtp_helo_timeout);
+    return (int)(ss->dest->lmtp ? var_lmtp_lhlo_timeout : var_smtp_helo_timeout);
 }
 
 static int t_data_done(const struct smtp_session *ss)
 {
-    return (int)(smtp_g.lmtp ? var_lmtp_data_done_timeout : var_smtp_data_done_timeout);
+    return (int)(ss->dest->lmtp ? var_lmtp_data_done_timeout : var_smtp_data_done_timeout);
 }
 
 static void session_lost(struct smtp_session *ss, const char *stage)
@@ -221,8 +221,8 @@ static void parse_ehlo(struct smtp_session *ss)
 /* EHLO or LHLO, with the HELO fallback for SMTP.  0 ok, -1 stop. */
 static int say_hello(struct smtp_session *ss, enum smtp_sess_result *res)
 {
-    const char *verb = smtp_g.lmtp ? "LHLO" : "EHLO";
-    const char *name = smtp_g.lmtp ? var_lmtp_lhlo_name : var_smtp_helo_name;
+    const char *verb = ss->dest->lmtp ? "LHLO" : "EHLO";
+    const char *name = ss->dest->lmtp ? var_lmtp_lhlo_name : var_smtp_helo_name;
 
     strbuf_printf(ss->cmd, "%s %s", verb, name && *name ? name : "localhost");
     if (smtp_chat(ss, strbuf_str(ss->cmd), t_helo(ss), "sending EHLO") < 0)
@@ -231,7 +231,7 @@ static int say_hello(struct smtp_session *ss, enum smtp_sess_result *res)
         parse_ehlo(ss);
         return 0;
     }
-    if (!smtp_g.lmtp && ss->reply.code / 100 == 5) {
+    if (!ss->dest->lmtp && ss->reply.code / 100 == 5) {
         strbuf_printf(ss->cmd, "HELO %s", name && *name ? name : "localhost");
         if (smtp_chat(ss, strbuf_str(ss->cmd), t_helo(ss), "sending HELO") < 0)
             goto lost;
@@ -242,7 +242,7 @@ static int say_hello(struct smtp_session *ss, enum smtp_sess_result *res)
     }
     /* Refused to talk: a problem of this host, try the next one. */
     strbuf_reset(ss->why);
-    smtp_reply_describe(ss, smtp_g.lmtp ? "LHLO command" : "EHLO/HELO command", ss->why);
+    smtp_reply_describe(ss, ss->dest->lmtp ? "LHLO command" : "EHLO/HELO command", ss->why);
     smtp_rcpt_set_open(ss->d, false, DELIVER_DEFER, smtp_reply_dsn(ss), strbuf_str(ss->why));
     ss->d->throttle = true;
     *res = SMTP_SESS_NEXT;
@@ -391,7 +391,7 @@ static void fmt_mail(struct smtp_session *ss, uint64_t size)
             smtp_xtext_encode(d->env->envid, strlen(d->env->envid), ss->cmd);
         }
     }
-    if (smtp_g.lmtp && (ss->feat & SMTP_FEAT_XQID))
+    if (ss->dest->lmtp && (ss->feat & SMTP_FEAT_XQID))
         strbuf_appendf(ss->cmd, " XQID=%s", d->req.qid);
 }
 
@@ -638,7 +638,7 @@ static int transaction(struct smtp_session *ss)
             goto queue_error;
         goto lost;
     }
-    if (!smtp_g.lmtp) {
+    if (!ss->dest->lmtp) {
         if (smtp_read_reply(ss, t_data_done(ss), "receiving the end of data reply "
                             "-- message may be sent more than once") < 0)
             goto lost;

@@ -3,8 +3,8 @@
  *
  * Decides the level for a destination (smtp_tls_policy_maps first: keys
  * the next hop as given, its host or domain, then each parent domain as
- * ".parent"; then smtp_tls_security_level, or lmtp_tls_security_level in
- * LMTP mode), runs STARTTLS through lib/tls (which discards anything the
+ * ".parent"; then smtp_tls_security_level, or lmtp_tls_security_level for
+ * an LMTP request, see smtp_dest_parse), runs STARTTLS through lib/tls (which discards anything the
  * server pipelined before the handshake), checks the certificate as the
  * level requires, and logs Postfix's "Anonymous/Untrusted/Trusted/Verified
  * TLS connection established to host[addr]:port: ..." line.
@@ -75,7 +75,7 @@ static int level_parse(const char *word, size_t len, enum smtp_tls_level *level_
 int smtp_tls_level_for(const struct smtp_dest *dest, enum smtp_tls_level *level_r,
                        struct strbuf *why)
 {
-    const char *def = smtp_g.lmtp ? var_lmtp_tls_security_level : var_smtp_tls_security_level;
+    const char *def = dest->lmtp ? var_lmtp_tls_security_level : var_smtp_tls_security_level;
 
     if (dest->is_unix) {
         *level_r = SMTP_TLS_NONE;

@@ -81,8 +81,14 @@ auth_passdb = passwd-file:$ETC/users
 auth_userdb = passwd-file:$ETC/users
 home_mailbox = Maildir/
 service_throttle_time = 10s
+# The instance's own tables (postmap text format, read at start), not the
+# system's /etc/aliases: the demo user is known here, not in /etc/passwd.
+alias_maps = texthash:$ETC/aliases
+local_recipient_maps = texthash:$ETC/recipients \$alias_maps
 EOF
     mv "$ETC/main.cf.tmp" "$ETC/main.cf"
+    printf 'postmaster %s\nroot %s\n' "$DEMO_USER" "$DEMO_USER" > "$ETC/aliases"
+    printf '%s OK\n' "$DEMO_USER" > "$ETC/recipients"
 }
 
 # etc/master.cf -> run/etc/master.cf: inet services on 127.0.0.1 and the
@@ -177,6 +183,9 @@ show_howto() {
 
 Try it:
   swaks --server 127.0.0.1:${PORTS[smtp]} --from you@$DOMAIN --to $DEMO_USER
+    (qmgr -> local, the LMTP client -> lmtpd on private/lmtp ->
+     ${RUN#$ROOT/}/mail/$DEMO_USER/Maildir/new)
+  python3 -c "import smtplib; print(smtplib.LMTP('${RUN#$ROOT/}/spool/private/lmtp').ehlo())"
   swaks --server 127.0.0.1:${PORTS[submission]} --tls --auth PLAIN \\
         --auth-user $DEMO_USER --auth-password $DEMO_PASSWORD --to someone@$DOMAIN
   ${BIN#$ROOT/}/facteur -c ${ETC#$ROOT/} status

@@ -72,11 +72,11 @@ class Lmtp:
         merged.update(params or {})
         instance.configure(params=merged, services=[
             fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
-            fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+            fh.service_line("lmtp", "unix", "lmtpd", unpriv="n"),
             fh.service_line("127.0.0.1:%d" % self.port, "inet", "lmtpd", unpriv="n"),
         ])
         instance.start()
-        self.socket = instance.socket_path("lmtpd")
+        self.socket = instance.socket_path("lmtp")
 
     def home(self, user):
         return os.path.join(self.vmail, user)

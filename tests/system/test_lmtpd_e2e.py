@@ -1,6 +1,7 @@
-"""lmtpd at the end of facteur's own chain: smtpd -> queue -> qmgr -> lmtp
-(the smtp client in LMTP mode, sending XQID) -> lmtpd -> Maildir, with
-kill -9 of the delivery processes at random moments.
+"""lmtpd at the end of facteur's own chain: smtpd -> queue -> qmgr -> local
+(the smtp client, in LMTP mode for the default local_transport
+local:unix:private/lmtp, sending XQID) -> lmtpd on private/lmtp ->
+Maildir, with kill -9 of the delivery processes at random moments.
 
 The durability and exactly-once rules of DESIGN.md say every accepted
 message arrives and none twice: a kill after lmtpd linked some files but
@@ -45,7 +46,6 @@ def start_chain(instance):
         "smtpd_peername_lookup": "no",
         "alias_maps": "",
         "local_recipient_maps": "",
-        "local_transport": "lmtp:unix:private/lmtpd",
         "auth_passdb": "passwd-file:" + users,
         "auth_userdb": "passwd-file:" + users,
         "mail_location": "maildir:~/Maildir",
@@ -62,8 +62,8 @@ def start_chain(instance):
         fh.service_line("127.0.0.1:%d" % port, "inet", "smtpd", private="n"),
         fh.service_line("anvil", "unix", "anvil", maxproc=1),
         fh.service_line("qmgr", "unix", "qmgr", private="n", wakeup=60, maxproc=1),
-        fh.service_line("lmtp", "unix", "smtp"),
-        fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+        fh.service_line("local", "unix", "smtp"),
+        fh.service_line("lmtp", "unix", "lmtpd", unpriv="n"),
         fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
     ])
     instance.start()

@@ -1,5 +1,5 @@
 """qmgr system tests: a real master and qmgr, queue files written by the
-test (qfile_py), and fake delivery agents on private/smtp and private/lmtp
+test (qfile_py), and fake delivery agents on private/smtp and private/local
 that speak contract 5 (lib/deliver_proto.h) over lib/attr.
 
 The fake agent decides per recipient by its local part: "defer..." gets a
@@ -171,7 +171,7 @@ def qmgr_instance(inst, params=None):
     inst.configure(params=p, services=[fh.service_line("qmgr", "unix", "qmgr", private="n",
                                                        wakeup=60, maxproc=1)])
     inst.facteur_check()
-    agents = {"smtp": FakeAgent(inst, "smtp"), "lmtp": FakeAgent(inst, "lmtp")}
+    agents = {"smtp": FakeAgent(inst, "smtp"), "local": FakeAgent(inst, "local")}
     inst.start()
     return agents
 
@@ -304,7 +304,7 @@ def test_bounce_dsn_and_double_bounce(instance):
         q2 = queue_msg(instance, "", ["bounce2@remote.example"])
         trigger(instance)
         instance.wait_for_log(r"%s: sender non-delivery notification" % q2)
-        req2, _ = fh.wait_until(lambda: dsn_for(agents["lmtp"], "postmaster@localhost"), 10,
+        req2, _ = fh.wait_until(lambda: dsn_for(agents["local"], "postmaster@localhost"), 10,
                                 "the double bounce to postmaster")
         assert req2["sender"] == "double-bounce@localhost"
         # ... and a double bounce that bounces is dropped.
@@ -359,23 +359,23 @@ def test_aliases_and_virtual_aliases(instance):
         fwd = m.group(1)
         instance.wait_for_log(r"%s: removed" % fwd)
         # The expansion went on as a new message, each target to its transport.
-        lm = [r for r in agents["lmtp"].requests if r["qid"] == fwd]
+        lm = [r for r in agents["local"].requests if r["qid"] == fwd]
         sm = [r for r in agents["smtp"].requests if r["qid"] == fwd]
         assert [r["rcpt_0"] for r in lm] == ["alice@localhost"]
-        assert lm[0]["nexthop"] == "unix:private/lmtpd"
+        assert lm[0]["nexthop"] == "unix:private/lmtp"
         assert [r["rcpt_0"] for r in sm] == ["bob@remote.example"]
         assert sm[0]["rcpt_0_orcpt"] == "rfc822;team@localhost"
         # Virtual aliases: one-to-one rewrites keep the original recipient slot.
         instance.wait_for_log(r"%s: removed" % q2)
         seen = [(r["rcpt_%d" % i], r["rcpt_%d_index" % i]) for r in agents["smtp"].requests +
-                agents["lmtp"].requests if r["qid"] == q2 for i in range(r["nrcpt"])]
+                agents["local"].requests if r["qid"] == q2 for i in range(r["nrcpt"])]
         assert sorted(seen) == [("erin@remote.example", 0), ("frank@localhost", 1)]
         # A pipe when allow_mail_to_commands forbids it: bounced, 5.7.1.
         instance.wait_for_log(r"%s: to=<prog@localhost>, relay=none, .*dsn=5\.7\.1, "
                               r"status=bounced \(mail to command is restricted\)" % q3)
         m = instance.wait_for_log(r"%s: to=<listed@localhost>, .*forwarded as (\w+)" % q4)
         instance.wait_for_log(r"%s: removed" % m.group(1))
-        got = sorted(agents["smtp"].rcpts_seen() + agents["lmtp"].rcpts_seen())
+        got = sorted(agents["smtp"].rcpts_seen() + agents["local"].rcpts_seen())
         assert "carol@localhost" in got and "dave@remote.example" in got
     finally:
         close_agents(agents)
@@ -602,6 +602,6 @@ def test_expansion_with_a_failed_part(instance):
         _, text = fh.wait_until(lambda: dsn_for(agents["smtp"], "s@example.org"), 10,
                                 "the notice about the refused command")
         assert "Final-Recipient: rfc822; /bin/cat" in text and "Status: 5.7.1" in text
-        assert "good@localhost" in agents["lmtp"].rcpts_seen()
+        assert "good@localhost" in agents["local"].rcpts_seen()
     finally:
         close_agents(agents)

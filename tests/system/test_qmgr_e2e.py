@@ -2,10 +2,10 @@
 LMTP client) -> lmtpd -> Maildir, and qmgr -> smtp -> relayhost
 (Postfix's smtp-sink), with authd for lmtpd's user lookups.
 
-The LMTP client runs as master.cf service "lmtp" (the smtp binary in LMTP
-mode) and lmtpd listens as service "lmtpd" on private/lmtpd, so
-local_transport = lmtp:unix:private/lmtpd.  pflogsumm then reads the
-whole maillog.
+The services are etc/master.cf's: the LMTP client is service "local" (the
+smtp binary, LMTP because of its unix: next hop) and lmtpd listens as
+service "lmtp" on private/lmtp; local_transport is left at its default,
+local:unix:private/lmtp.  pflogsumm then reads the whole maillog.
 """
 
 import os
@@ -52,7 +52,6 @@ def start_e2e(inst, sink_port, params=None):
         "smtpd_client_event_limit_exceptions": "",
         "alias_maps": "",
         "local_recipient_maps": "",
-        "local_transport": "lmtp:unix:private/lmtpd",
         "relayhost": "[127.0.0.1]:%d" % sink_port,
         "auth_passdb": "passwd-file:" + users,
         "auth_userdb": "passwd-file:" + users,
@@ -70,8 +69,8 @@ def start_e2e(inst, sink_port, params=None):
         fh.service_line("anvil", "unix", "anvil", maxproc=1),
         fh.service_line("qmgr", "unix", "qmgr", private="n", wakeup=60, maxproc=1),
         fh.service_line("smtp", "unix", "smtp"),
-        fh.service_line("lmtp", "unix", "smtp"),
-        fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+        fh.service_line("local", "unix", "smtp"),
+        fh.service_line("lmtp", "unix", "lmtpd", unpriv="n"),
         fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
     ])
     inst.start()
@@ -110,7 +109,7 @@ def test_smtpd_to_maildir_and_relayhost(instance, tmp_path):
             ["alice@" + DOMAIN, "bob@" + DOMAIN, "far@remote.example"])
         # Two local recipients went in one LMTP request.
         assert len(instance.log_lines(r"facteur/smtp\[\d+\]: %s: to=<(alice|bob)@[^>]+>, "
-                                      r"relay=localhost\[private/lmtpd\]" % qid)) == 2
+                                      r"relay=localhost\[private/lmtp\]" % qid)) == 2
     finally:
         sink.stop()
 

@@ -6,6 +6,7 @@ instance is left alone.
 import os
 import re
 import shutil
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -76,7 +77,7 @@ def test_run_start_is_idempotent_and_stop_stops(run_dir):
         if re.match(r"^[^#\s]\S*\s+inet\s", line):
             assert line.startswith("127.0.0.1:"), line
     # Entries whose daemon is missing are commented out, the others are on.
-    for cmd in ("smtpd", "qmgr", "pickup", "lmtpd", "authd", "anvil"):
+    for cmd in ("smtpd", "qmgr", "pickup", "smtp", "lmtpd", "authd", "anvil"):
         built = os.access(os.path.join(fh.LIBEXEC, cmd), os.X_OK)
         active = re.search(r"^[^#\s].*\s%s(\s|$)" % cmd, master, re.M) is not None
         assert active == built, (cmd, built)
@@ -120,3 +121,41 @@ def test_run_demo_user_logs_in(run_dir):
     bad = subprocess.run(auth + ["test", "demo@example.test", "wrong"], capture_output=True,
                          text=True, timeout=30)
     assert bad.returncode != 0
+
+
+def test_run_local_mail_goes_through_lmtpd_on_private_lmtp(run_dir):
+    """The shipped master.cf: lmtpd is service "lmtp" on private/lmtp, and
+    the "local" service (the smtp client) feeds it for local_transport's
+    default local:unix:private/lmtp; mail to the demo user lands in its
+    Maildir."""
+    require_daemon("smtpd", "qmgr", "smtp", "lmtpd", "authd", "anvil")
+    d, env = run_dir
+    r = run(env, "start")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^\s+private/lmtp\s+lmtpd\s+ready$", r.stdout, re.M), r.stdout
+    assert re.search(r"^\s+private/local\s+smtp\s+ready$", r.stdout, re.M), r.stdout
+    assert "private/lmtpd" not in r.stdout
+    sock = os.path.join(d, "spool", "private", "lmtp")
+    assert "smtplib.LMTP('%s')" % sock in r.stdout
+    lmtp = smtplib.LMTP(sock, timeout=20)
+    try:
+        code, features = lmtp.ehlo()
+        assert code == 250 and b"XQID" in features, features
+    finally:
+        lmtp.quit()
+
+    port = 2525 + int(env["PORT_OFFSET"])
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.sendmail("you@example.test", ["demo@example.test"],
+                   "From: you@example.test\r\nSubject: run\r\n"
+                   "Message-ID: <run-lmtp@example.test>\r\n\r\nthrough lmtpd\r\n")
+    new = os.path.join(d, "mail", "demo@example.test", "Maildir", "new")
+    fh.wait_until(lambda: os.path.isdir(new) and os.listdir(new), 30,
+                  "the message in the demo Maildir")
+    with open(os.path.join(new, os.listdir(new)[0]), "rb") as f:
+        assert b"through lmtpd" in f.read()
+    sent = re.compile(r"facteur/smtp\[\d+\]: \w+: to=<demo@example\.test>, "
+                      r"relay=localhost\[private/lmtp\], .*status=sent")
+    maillog = os.path.join(d, "log", "maillog")
+    fh.wait_until(lambda: sent.search(open(maillog).read()), 10,
+                  "the local agent's status=sent line")

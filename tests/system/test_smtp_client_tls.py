@@ -1,5 +1,6 @@
 """test_smtp_client_tls.py - TLS levels, policy maps, SASL and LMTP mode of
-the smtp agent.
+the smtp agent (chosen per request: a service name beginning with "lmtp",
+or a "unix:" / "inet:" next hop).
 
 Same set-up as test_smtp_client.py (an instance running the agent, a
 local unbound for MX records, a queue file and a contract-5 request), with
@@ -203,7 +204,8 @@ def test_sasl_over_starttls(make_instance, unbound, certs, port):  # noqa: F811
 
 @pytest.mark.parametrize("xqid", [True, False])
 def test_lmtp_over_unix_socket(make_instance, unbound, xqid):  # noqa: F811
-    inst = start_agent(make_instance, unbound, service="lmtp")
+    # The "local" service of etc/master.cf: the unix: next hop makes it LMTP.
+    inst = start_agent(make_instance, unbound, service="local")
     path = os.path.join(inst.dir, "peer-lmtp.sock")
     outcome = {"a@local.example": "250 2.0.0 <a@local.example> saved",
                "full@local.example": "552 5.2.2 <full@local.example> mailbox full",
@@ -211,7 +213,7 @@ def test_lmtp_over_unix_socket(make_instance, unbound, xqid):  # noqa: F811
     peer = FakePeer(unix_path=path, lmtp=True, xqid=xqid, data_reply=lambda a: outcome[a])
     try:
         rcpts = ["a@local.example", "full@local.example", "later@local.example"]
-        qid, reply = deliver(inst, "unix:" + path, rcpts, service="lmtp")
+        qid, reply = deliver(inst, "unix:" + path, rcpts, service="local")
         got = reply_statuses(reply)
         assert [g[0] for g in got] == [0, 5, 4], got
         assert got[1][1] == "5.2.2"
@@ -228,11 +230,46 @@ def test_lmtp_over_unix_socket(make_instance, unbound, xqid):  # noqa: F811
 def test_lmtp_over_tcp_to_smtp_sink(make_instance, unbound, tmp_path, port):  # noqa: F811
     sink = SmtpSink(port, str(tmp_path / "dump"), ["-L"])
     try:
-        inst = start_agent(make_instance, unbound, service="lmtp")
+        # transport_maps: local.example local:inet:127.0.0.1:PORT
+        inst = start_agent(make_instance, unbound, service="local")
         _, reply = deliver(inst, "inet:127.0.0.1:%d" % port, ["a@local.example",
                                                                 "b@local.example"],
-                           service="lmtp")
+                           service="local")
         assert [g[0] for g in reply_statuses(reply)] == [0, 0], reply
         assert reply["relay"] == "127.0.0.1[127.0.0.1]:%d" % port
     finally:
         sink.stop()
+
+
+# (service, next hop, LMTP expected): the service name or the next hop's
+# syntax selects LMTP, request by request; "[host]:port" alone is SMTP.
+MODE_CASES = [
+    ("smtp", "[127.0.0.1]:%d", False),
+    ("smtp", "inet:127.0.0.1:%d", True),
+    ("local", "inet:[127.0.0.1]:%d", True),
+    ("lmtp-relay", "[127.0.0.1]:%d", True),
+]
+
+
+@pytest.mark.parametrize("service,nexthop,lmtp", MODE_CASES)
+def test_lmtp_mode_per_request(make_instance, unbound, port, service, nexthop, lmtp):  # noqa: F811
+    # The greeting name and TLS level follow the request's mode: SMTP must
+    # have TLS here (the peer offers none), LMTP need not.
+    params = {"smtp_helo_name": "smtp-name.example", "lmtp_lhlo_name": "lmtp-name.example",
+              "smtp_tls_security_level": "encrypt", "lmtp_tls_security_level": "none"}
+    peer = FakePeer(port=port, lmtp=lmtp)
+    try:
+        inst = start_agent(make_instance, unbound, params, service=service)
+        _, reply = deliver(inst, nexthop % port, ["a@local.example"], service=service)
+        got = reply_statuses(reply)
+        cmds = peer.sessions[0]["commands"]
+        if lmtp:
+            assert cmds[0] == "LHLO lmtp-name.example", cmds
+            assert got[0][0] == 0, got
+            assert len(peer.messages) == 1
+        else:
+            assert cmds[0] == "EHLO smtp-name.example", cmds
+            assert got[0][0] == 4 and "TLS is required" in got[0][2], got
+            assert peer.messages == []
+    finally:
+        peer.stop()

@@ -147,7 +147,7 @@ static int setup(void **state)
         "sender_canonical_maps = inline:{ {@internal.example = @example.org} }\n"
         "transport_maps = inline:{ {special.example = smtp:[10.0.0.1]:2525},"
         " {.sub.example = relay:}, {blocked.example = error:5.7.1 go away},"
-        " {void.example = discard:}, {who@example.org = lmtp:unix:private/other} }\n"
+        " {void.example = discard:}, {who@example.org = local:unix:private/other} }\n"
         "virtual_alias_recursion_limit = 3\n",
         include_path);
     conf_unload();
@@ -207,10 +207,10 @@ struct rcpt_case {
 
 static const struct rcpt_case rcpt_cases[] = {
     /* Plain routing. */
-    { "alice@example.org", 0, "alice@example.org>lmtp:unix:private/lmtpd" },
-    { "Alice@EXAMPLE.org", 0, "Alice@EXAMPLE.org>lmtp:unix:private/lmtpd" },
-    { "bare", 0, "bare@example.org>lmtp:unix:private/lmtpd" },
-    { "u@vmail.example", 0, "u@vmail.example>lmtp:unix:private/lmtpd" },
+    { "alice@example.org", 0, "alice@example.org>local:unix:private/lmtp" },
+    { "Alice@EXAMPLE.org", 0, "Alice@EXAMPLE.org>local:unix:private/lmtp" },
+    { "bare", 0, "bare@example.org>local:unix:private/lmtp" },
+    { "u@vmail.example", 0, "u@vmail.example>local:unix:private/lmtp" },
     { "u@relayed.example", 0, "u@relayed.example>relay:[smart.example]:587" },
     { "u@a.relayed.example", 0, "u@a.relayed.example>relay:[smart.example]:587" },
     { "u@elsewhere.example", 0, "u@elsewhere.example>smtp:[smart.example]:587" },
@@ -219,34 +219,34 @@ static const struct rcpt_case rcpt_cases[] = {
     { "u@x.sub.example", 0, "u@x.sub.example>relay:[smart.example]:587" },
     { "u@blocked.example", 0, "B:u@blocked.example:5.7.1" },
     { "u@void.example", 0, "D:u@void.example" },
-    { "who@example.org", 0, "who@example.org>lmtp:unix:private/other" },
+    { "who@example.org", 0, "who@example.org>local:unix:private/other" },
     /* Local aliases. */
-    { "postmaster@example.org", 0, "root@example.org>lmtp:unix:private/lmtpd" },
+    { "postmaster@example.org", 0, "root@example.org>local:unix:private/lmtp" },
     { "team@example.org", 0,
-      "alice@example.org>lmtp:unix:private/lmtpd bob@example.org>lmtp:unix:private/lmtpd" },
+      "alice@example.org>local:unix:private/lmtp bob@example.org>local:unix:private/lmtp" },
     { "team+news@example.org", 0,
-      "alice@example.org>lmtp:unix:private/lmtpd bob@example.org>lmtp:unix:private/lmtpd" },
+      "alice@example.org>local:unix:private/lmtp bob@example.org>local:unix:private/lmtp" },
     { "self@example.org", 0,
-      "self@example.org>lmtp:unix:private/lmtpd backup@example.org>lmtp:unix:private/lmtpd" },
+      "self@example.org>local:unix:private/lmtp backup@example.org>local:unix:private/lmtp" },
     { "list@localhost", 0,
-      "carol@example.org>lmtp:unix:private/lmtpd dave@remote.example>smtp:[smart.example]:587 "
+      "carol@example.org>local:unix:private/lmtp dave@remote.example>smtp:[smart.example]:587 "
       "P:/bin/true:0" },
     { "prog@example.org", 0, "P:/usr/bin/filter:1" },
-    { "loop1@example.org", 0, "loop1@example.org>lmtp:unix:private/lmtpd" },
+    { "loop1@example.org", 0, "loop1@example.org>local:unix:private/lmtp" },
     { "deep@example.org", 0, "B:deep@example.org:5.4.6" },
     /* Not local: aliases do not apply. */
     { "team@elsewhere.example", 0, "team@elsewhere.example>smtp:[smart.example]:587" },
     /* Virtual aliases. */
-    { "info@valias.example", 0, "alice@example.org>lmtp:unix:private/lmtpd" },
+    { "info@valias.example", 0, "alice@example.org>local:unix:private/lmtp" },
     { "nobody@valias.example", 0, "B:nobody@valias.example:5.1.1" },
-    { "anyone@catch.example", 0, "sink@example.org>lmtp:unix:private/lmtpd" },
+    { "anyone@catch.example", 0, "sink@example.org>local:unix:private/lmtp" },
     { "multi@vmail.example", 0,
-      "a@vmail.example>lmtp:unix:private/lmtpd b@vmail.example>lmtp:unix:private/lmtpd" },
-    { "ext+tag@example.org", 0, "extended+tag@example.org>lmtp:unix:private/lmtpd" },
+      "a@vmail.example>local:unix:private/lmtp b@vmail.example>local:unix:private/lmtp" },
+    { "ext+tag@example.org", 0, "extended+tag@example.org>local:unix:private/lmtp" },
     /* Canonical. */
-    { "old@example.org", 0, "new@example.org>lmtp:unix:private/lmtpd" },
+    { "old@example.org", 0, "new@example.org>local:unix:private/lmtp" },
     /* Route only. */
-    { "team@example.org", RESOLVE_FL_NOEXPAND, "team@example.org>lmtp:unix:private/lmtpd" },
+    { "team@example.org", RESOLVE_FL_NOEXPAND, "team@example.org>local:unix:private/lmtp" },
 };
 
 static void test_rcpt(void **state)
