@@ -116,7 +116,6 @@ class FacteurE2E:
             "mydestination": "localhost, " + DOMAIN,
             "alias_maps": "",
             "local_recipient_maps": "",
-            "local_transport": "lmtp:unix:private/lmtpd",
             "default_transport": "error:no remote delivery in this benchmark",
             "smtpd_peername_lookup": "no",
             "auth_passdb": "passwd-file:" + users,
@@ -127,8 +126,8 @@ class FacteurE2E:
             fh.service_line("127.0.0.1:%d" % self.port, "inet", "smtpd", private="n"),
             fh.service_line("anvil", "unix", "anvil", maxproc=1),
             fh.service_line("qmgr", "unix", "qmgr", private="n", wakeup=60, maxproc=1),
-            fh.service_line("lmtp", "unix", "smtp"),
-            fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+            fh.service_line("local", "unix", "smtp"),
+            fh.service_line("lmtp", "unix", "lmtpd", unpriv="n"),
             fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
         ])
 

@@ -258,10 +258,10 @@ def bench_facteur(nmsgs, nclients, sync_msgs):
             "mailbox_size_limit": "0",
         }, services=[
             fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
-            fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+            fh.service_line("lmtp", "unix", "lmtpd", unpriv="n"),
         ])
         inst.start()
-        rate = measure("facteur lmtpd", inst.master_pid(), inst.socket_path("lmtpd"), nmsgs,
+        rate = measure("facteur lmtpd", inst.master_pid(), inst.socket_path("lmtp"), nmsgs,
                        nclients, sync_msgs)
         delivered = count_files(homes)
         expect = max(nclients * 10, 100) // nclients * nclients + \
