@@ -268,9 +268,9 @@ static void put_content(struct cat_state *st, const unsigned char *d, uint32_t l
 
 static int cat_record(int type, off_t off, const unsigned char *data, uint32_t len, void *ctx)
 {
+    static const unsigned char none[1];
     struct cat_state *st = ctx;
 
-    (void)off;
     st->records++;
     if (data == NULL && len > 0) {
         strbuf_appendf(st->out, "%s*** record '%c' at offset %lld: %u bytes, over the limit ***\n",
@@ -278,12 +278,14 @@ static int cat_record(int type, off_t off, const unsigned char *data, uint32_t l
                        (long long)off, len);
         return 2;
     }
+    if (data == NULL)
+        data = none;            /* an empty record: no pointer to look at */
     if (st->records == 1 && (st->show & SHOW_ENVELOPE))
         strbuf_appendf(st->out, "*** ENVELOPE RECORDS %s ***\n", st->label);
     if (type == QFILE_REC_CONTENT) {
         put_content(st, data, len);
     } else if (type == QFILE_REC_END) {
-        st->seen_end = true;
+        st->seen_end = len == 12;
         put_content(st, NULL, 0);       /* the heading, for empty content */
         if (st->show & SHOW_ENVELOPE) {
             if (!st->shown_nl)
@@ -355,7 +357,7 @@ static int cat_file(const char *arg, unsigned show, bool by_id)
         log_error("%s: damaged queue file: a record over the length limit", st.label);
         rc = 1;
     } else if (!st.seen_end) {
-        log_error("%s: damaged queue file: no end record", st.label);
+        log_error("%s: damaged queue file: no valid end record", st.label);
         rc = 1;
     }
     strbuf_free(&st.out);

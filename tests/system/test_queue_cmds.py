@@ -524,13 +524,20 @@ def test_cat_damaged_and_missing(spool, tmp_path):
     noend = tmp_path / "noend"
     noend.write_bytes(data[:len(data) - 17])    # E record removed whole
     r = run(spool, "facteur-cat", str(noend))
-    assert r.returncode == 1 and "no end record" in r.stderr
+    assert r.returncode == 1 and "no valid end record" in r.stderr
     assert "hello" in r.stdout
     # Control characters in envelope values never reach the terminal raw.
     evil = qp.record("V", qp.VERSION) + qp.record("S", b"a\x1b[2Jb@example.org")
     (tmp_path / "evil").write_bytes(evil)
     r = run(spool, "facteur-cat", str(tmp_path / "evil"))
     assert "sender: a?[2Jb@example.org\n" in r.stdout and "\x1b" not in r.stdout
+    # Empty records of every type (an empty end record is not an end).
+    empties = b"".join(qp.record(t, b"") for t in "VSARTNIFME")
+    (tmp_path / "empties").write_bytes(empties)
+    r = run(spool, "facteur-cat", str(tmp_path / "empties"))
+    assert r.returncode == 1 and "no valid end record" in r.stderr
+    assert "recipient: (malformed, 0 bytes)\n" in r.stdout
+    assert "MESSAGE FILE END" not in r.stdout
     r = run(spool, "facteur-cat", "1xW1Ua3cBPk3zz")
     assert r.returncode == 1 and "no such message" in r.stderr
     r = run(spool, "facteur-cat", "-q", "../x")
