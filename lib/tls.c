@@ -153,6 +153,15 @@ int tls_parse_protocols(const char *spec, int *min_r, int *max_r, struct strbuf 
     return 0;
 }
 
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *ctx)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)ctx;
+    return 0;
+}
+
 static int tls_ctx_common(SSL_CTX *ssl, const char *protocols, const char *ciphers,
                           struct strbuf *why)
 {
@@ -175,6 +184,9 @@ static int tls_ctx_common(SSL_CTX *ssl, const char *protocols, const char *ciphe
                                  | SSL_OP_CIPHER_SERVER_PREFERENCE
                                  | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* A daemon has no terminal to ask a passphrase on: an encrypted key
+     * fails to load with a reason instead of waiting on /dev/tty. */
+    SSL_CTX_set_default_passwd_cb(ssl, tls_no_passphrase);
     return 0;
 }
 
@@ -228,6 +240,9 @@ static int tls_server_ssl_build(struct tls_ctx *ctx, struct strbuf *why)
     if (tls_ctx_common(ctx->ssl, ctx->protocols, ctx->ciphers, why) < 0
         || tls_load_pair(ctx, why) < 0)
         return -1;
+    /* Built-in DH groups (RFC 7919 sizes matched to the key) for DHE
+     * suites, the forward-secret choice of TLS 1.2 clients without ECDHE. */
+    SSL_CTX_set_dh_auto(ctx->ssl, 1);
     if (ctx->ca_file) {
         if (SSL_CTX_load_verify_locations(ctx->ssl, ctx->ca_file, NULL) != 1) {
             tls_why_openssl(why, "cannot load CA file");
@@ -715,4 +730,5 @@ bool tls_conn_peer_verified(const struct tls_conn *c)
     return SSL_get0_peer_certificate(c->ssl) != NULL && SSL_get_verify_result(c->ssl) == X509_V_OK;
 }
 const char *tls_conn_peer_cn(const struct tls_conn *c) { return c->peer_cn; }
+size_t tls_conn_pending(const struct tls_conn *c) { return (size_t)SSL_pending(c->ssl); }
 const char *tls_conn_summary(const struct tls_conn *c) { return c->summary; }

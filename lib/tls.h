@@ -17,6 +17,7 @@
 #define FACTEUR_TLS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "stream.h"
 #include "strbuf.h"
@@ -81,6 +82,13 @@ int tls_conn_bits(const struct tls_conn *c);
 bool tls_conn_peer_cert(const struct tls_conn *c);
 bool tls_conn_peer_verified(const struct tls_conn *c);
 const char *tls_conn_peer_cn(const struct tls_conn *c);
+/* Decrypted bytes OpenSSL holds that the stream has not read yet.  A TLS
+ * record is decrypted whole, so after a read some of it may wait here and
+ * the descriptor will not turn readable for it: a non-blocking caller
+ * (lib/events) must read again while this (or stream_pending) is non-zero
+ * before it waits for the descriptor.  Blocking streams need not care:
+ * they call the TLS read before they poll. */
+size_t tls_conn_pending(const struct tls_conn *c);
 /* Postfix-style summary for Received headers and logs:
  * "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)". */
 const char *tls_conn_summary(const struct tls_conn *c);

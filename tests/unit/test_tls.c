@@ -150,6 +150,7 @@ struct side {
     int timeout_ms;
     side_fn *before;        /* plaintext exchange before the handshake */
     side_fn *after;         /* exchange through TLS after it */
+    struct tls_conn *conn;  /* during after() */
     /* Results. */
     int rc;
     char why[256];
@@ -185,8 +186,10 @@ static void side_run(struct side *sd)
         sd->bits = tls_conn_bits(conn);
         sd->peer_cert = tls_conn_peer_cert(conn);
         sd->verified = tls_conn_peer_verified(conn);
+        sd->conn = conn;
         if (sd->after)
             sd->after(sd, s);
+        sd->conn = NULL;
         tls_conn_free(&conn);
     }
     stream_close(&s);
@@ -413,6 +416,30 @@ static void test_bad_contexts(void **state)
     assert_null(ctx);
     assert_non_null(strstr(strbuf_str(why), "missing.crt"));
 
+    /* An encrypted key: refused with a reason, no passphrase prompt. */
+    {
+        FILE *in = fopen(path_in_tmp("one.key"), "r"), *out;
+        EVP_PKEY *pk;
+
+        assert_non_null(in);
+        pk = PEM_read_PrivateKey(in, NULL, NULL, NULL);
+        fclose(in);
+        assert_non_null(pk);
+        out = fopen(path_in_tmp("enc.key"), "w");
+        assert_non_null(out);
+        assert_int_equal(PEM_write_PrivateKey(out, pk, EVP_aes_128_cbc(),
+                                              (const unsigned char *)"secret", 6, NULL, NULL), 1);
+        fclose(out);
+        EVP_PKEY_free(pk);
+    }
+    strbuf_reset(why);
+    so.ca_file = NULL;
+    so.key_file = path_in_tmp("enc.key");
+    ctx = tls_server_ctx_new(&so, why);
+    assert_null(ctx);
+    assert_non_null(strstr(strbuf_str(why), "enc.key"));
+    so.key_file = path_in_tmp("one.key");
+
     /* The good pair works; freeing twice is harmless. */
     so.ca_file = NULL;
     ctx = tls_server_ctx_new(&so, why);
@@ -552,6 +579,27 @@ static void test_protocol_choice(void **state)
     assert_string_equal(cli.summary,
                         "TLSv1.2 with cipher ECDHE-ECDSA-AES256-GCM-SHA384 (256/256 bits)");
     assert_true(cli.verified);
+    tls_ctx_free(&srv.ctx);
+    tls_ctx_free(&cli.ctx);
+
+    /* A TLS 1.2 client that offers only DHE gets the built-in groups. */
+    memset(&srv, 0, sizeof(srv));
+    memset(&cli, 0, sizeof(cli));
+    {
+        struct strbuf *why = strbuf_new(64);
+        struct tls_client_opts co = { .protocols = "TLSv1.2", .ciphers = "DHE+AESGCM" };
+
+        co.ca_file = path_in_tmp("rsa.crt");
+        cli.ctx = tls_client_ctx_new(&co, why);
+        assert_non_null(cli.ctx);
+        strbuf_free(&why);
+    }
+    srv.ctx = server_ctx("rsa", NULL, NULL, false);
+    run_pair(&srv, &cli);
+    if (srv.rc != 0 || cli.rc != 0)
+        fail_msg("DHE: server \"%s\" client \"%s\"", srv.why, cli.why);
+    assert_string_equal(cli.summary,
+                        "TLSv1.2 with cipher DHE-RSA-AES256-GCM-SHA384 (256/256 bits)");
     tls_ctx_free(&srv.ctx);
     tls_ctx_free(&cli.ctx);
 
@@ -730,12 +778,17 @@ static void test_client_verifies_name(void **state)
         { "mail", NULL, true },             /* chain only */
         { "one", "mail.example.test", false },  /* untrusted issuer */
         { "one", NULL, false },
+        /* A wildcard covers one whole label, no more, no less. */
+        { "wild", "mx.wild.example.test", true },
+        { "wild", "a.mx.wild.example.test", false },
+        { "wild", "wild.example.test", false },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct side srv = { 0 }, cli = { 0 };
 
-        srv.ctx = server_ctx("mail", NULL, NULL, false);
+        srv.ctx = server_ctx(strcmp(cases[i].ca, "wild") == 0 ? "wild" : "mail", NULL, NULL,
+                             false);
         cli.ctx = client_ctx(cases[i].ca, NULL, NULL);
         cli.verify_name = cases[i].verify_name;
         cli.sni = "mail.example.test";
@@ -778,6 +831,63 @@ static void test_client_certificate(void **state)
         tls_ctx_free(&srv.ctx);
         tls_ctx_free(&cli.ctx);
     }
+}
+
+/* A record is decrypted whole: what the stream had no room for waits in
+ * OpenSSL, and tls_conn_pending says so. */
+#define RECORD_LEN 16000
+
+static void record_server(struct side *sd, struct stream *s)
+{
+    static char rec[RECORD_LEN];
+    struct strbuf *line = strbuf_new(64);
+
+    memset(rec, 'r', sizeof(rec));
+    stream_write(s, rec, sizeof(rec));
+    stream_flush(s);
+    (void)stream_read_line(s, line, 1000);  /* the client's "done" */
+    strbuf_free(&line);
+}
+
+static void record_client(struct side *sd, struct stream *s)
+{
+    static char buf[RECORD_LEN];
+    size_t got = 0;
+
+    if (stream_read(s, buf, 1) != 1)
+        sd->errors++;
+    sd->count = (long)tls_conn_pending(sd->conn);
+    /* Every byte is somewhere: read, in the stream, or in OpenSSL. */
+    if (1 + stream_pending(s) + tls_conn_pending(sd->conn) != RECORD_LEN)
+        sd->errors++;
+    got = 1;
+    while (got < RECORD_LEN) {
+        ssize_t n = stream_read(s, buf, sizeof(buf));
+        if (n <= 0) {
+            sd->errors++;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (tls_conn_pending(sd->conn) != 0 || stream_pending(s) != 0)
+        sd->errors++;
+    stream_puts(s, "done\r\n");
+    stream_flush(s);
+}
+
+static void test_pending_record(void **state)
+{
+    struct side srv = { .after = record_server }, cli = { .after = record_client };
+
+    srv.ctx = server_ctx("mail", NULL, NULL, false);
+    cli.ctx = client_ctx("mail", NULL, NULL);
+    run_pair(&srv, &cli);
+    assert_int_equal(srv.rc, 0);
+    assert_int_equal(cli.rc, 0);
+    assert_int_equal(cli.errors, 0);
+    assert_true(cli.count > 0);     /* the stream reads 4 KB at first */
+    tls_ctx_free(&srv.ctx);
+    tls_ctx_free(&cli.ctx);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1025,6 +1135,7 @@ static int setup(void **state)
     make_pair("three", "three.example.test", false);
     make_pair("client", "client.example.test", false);
     make_pair("rsa", "rsa.example.test", true);
+    make_pair("wild", "*.wild.example.test", false);
     return 0;
 }
 
@@ -1033,7 +1144,7 @@ static int teardown(void **state)
     static const char *const names[] = {
         "mail.crt", "mail.key", "one.crt", "one.key", "two.crt", "two.key",
         "three.crt", "three.key", "client.crt", "client.key", "rsa.crt", "rsa.key",
-        "live.crt", "live.key", "junk.crt", "reload.log",
+        "live.crt", "live.key", "junk.crt", "reload.log", "wild.crt", "wild.key", "enc.key",
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -1054,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_peer_hangs_up_or_speaks_http),
         cmocka_unit_test(test_client_verifies_name),
         cmocka_unit_test(test_client_certificate),
+        cmocka_unit_test(test_pending_record),
         cmocka_unit_test(test_certificate_reload),
         cmocka_unit_test(test_peer_closes_without_close_notify),
         cmocka_unit_test(test_free_with_output_pending),
