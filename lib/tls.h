@@ -61,7 +61,11 @@ int tls_server_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      struct tls_conn **conn_r, struct strbuf *why);
 /* Handshake as client; servername is sent as SNI (may be NULL) and, when
  * verify_name is set, checked against the certificate (RFC 6125 host name
- * rules as OpenSSL implements them). */
+ * rules as OpenSSL implements them; a wildcard covers one whole leftmost
+ * label).  A certificate that does not verify, or names another host, does
+ * not fail the handshake: tls_conn_peer_verified() is false and the
+ * caller's security level decides.  Output buffered in s is flushed and
+ * buffered input discarded first, as for the server. */
 int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      const char *servername, const char *verify_name,
                      struct tls_conn **conn_r, struct strbuf *why);
