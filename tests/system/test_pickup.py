@@ -208,7 +208,6 @@ def test_sendmail_to_mailbox_end_to_end(instance):
     params = {
         "mydestination": "localhost, example.test", "myorigin": "example.test",
         "alias_maps": "", "local_recipient_maps": "",
-        "local_transport": "lmtp:unix:private/lmtpd",
         "auth_passdb": "passwd-file:" + users, "auth_userdb": "passwd-file:" + users,
         "mail_location": "maildir:~/Maildir", "queue_run_delay": "1s",
     }
@@ -218,8 +217,8 @@ def test_sendmail_to_mailbox_end_to_end(instance):
         fh.service_line("pickup", "unix", "pickup", private="n", chroot="y", wakeup=60,
                         maxproc=1),
         fh.service_line("qmgr", "unix", "qmgr", private="n", wakeup=60, maxproc=1),
-        fh.service_line("lmtp", "unix", "smtp"),
-        fh.service_line("lmtpd", "unix", "lmtpd", unpriv="n"),
+        fh.service_line("local", "unix", "smtp"),
+        fh.service_line("lmtp", "unix", "lmtpd", unpriv="n"),
         fh.service_line("auth", "unix", "authd", unpriv="n", maxproc=1),
     ])
     instance.start()
