@@ -513,7 +513,7 @@ int resolve_route(struct resolve *r, const char *addr, struct resolve_result *re
     const char *transport, *nexthop;
     char *mt = NULL, *mn = NULL;
     struct resolve_target *t;
-    int rc, cls;
+    int rc = 0, cls;
 
     resolve_domain(addr, dom);
     /* The class decides the defaults: 0 local, 1 virtual, 2 relay, 3 other. */
