@@ -25,8 +25,10 @@ What this module provides:
   Measurement   measure(label, root, run, nmsgs, sync_msgs, warmup) -> dict
                 with rate, cpu_ms, syncs; run(n) must send n messages and
                 return the seconds it took.  median_result(rounds, label)
-                combines rounds (each figure its own median).  print_figures() prints one
-                server's line; print_ratio() the final result line.
+                combines rounds (each figure its own median);
+                paired_ratio() is the median of per-round rate ratios.
+                print_figures() prints one server's line, print_ratio()
+                the final result line.
   Clients       smtp_source(port, n, sessions, size) runs Postfix's
                 /usr/sbin/smtp-source; returns the wall-clock seconds and
                 raises when it fails or leaves messages unsent.
@@ -60,6 +62,7 @@ import resource
 import shutil
 import signal
 import stat
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -234,8 +237,7 @@ def median_result(results, label):
     the median over the rounds; syncs and message count from round 1 (the
     only one traced)."""
     def med(key):
-        vals = sorted(r[key] for r in results)
-        return vals[len(vals) // 2]
+        return statistics.median(r[key] for r in results)
     out = dict(results[0])
     out.update(label=label, rate=med("rate"), cpu_ms=med("cpu_ms"),
                client_ms=med("client_ms"))
@@ -255,9 +257,20 @@ def ratio_text(a, b):
     return "%.2f" % (a / b) if a and b else "n/a"
 
 
-def print_ratio(name, facteur, anchor_name, anchor):
-    """The result line run_bench.py collects: rates of both, their ratio,
-    then the CPU and sync figures beside them."""
+def paired_ratio(facteur_rounds, anchor_rounds):
+    """Median over the rounds of facteur's rate over the anchor's rate in
+    the same round: the two ran back to back, so a change of background
+    load between rounds cancels out of each ratio.  None without anchor."""
+    if not anchor_rounds:
+        return None
+    return statistics.median(f["rate"] / a["rate"]
+                             for f, a in zip(facteur_rounds, anchor_rounds))
+
+
+def print_ratio(name, facteur, anchor_name, anchor, ratio=None):
+    """The result line run_bench.py collects: rates of both, their ratio
+    (ratio if given, e.g. paired_ratio(), else the quotient of the two
+    rates), then the CPU and sync figures beside them."""
     f_rate = facteur["rate"] if facteur else 0
     a_rate = anchor["rate"] if anchor else 0
     extra = ""
@@ -266,8 +279,9 @@ def print_ratio(name, facteur, anchor_name, anchor):
             facteur["cpu_ms"], anchor["cpu_ms"],
             "n/a" if facteur["syncs"] is None else "%.2f" % facteur["syncs"],
             "n/a" if anchor["syncs"] is None else "%.2f" % anchor["syncs"])
+    text = "%.2f" % ratio if ratio is not None else ratio_text(f_rate, a_rate)
     print("%s: facteur %.0f msg/s, %s %.0f msg/s, ratio %s%s" % (
-        name, f_rate, anchor_name, a_rate, ratio_text(f_rate, a_rate), extra), flush=True)
+        name, f_rate, anchor_name, a_rate, text, extra), flush=True)
 
 
 # ---- clients -----------------------------------------------------------------

@@ -20,7 +20,8 @@ default_transport is the error transport, the sender is a local mailbox.
 Printed per side: messages per second, CPU ms per message of the whole
 system (facteur's process tree; Postfix's plus Dovecot's), fsync-type
 calls per message (strace over a separate short run).  The servers are
-measured in alternation for R rounds and the median round is reported.
+measured in alternation for R rounds; each figure is its median over the
+rounds and the ratio the median of the per-round rate ratios.
 The last line is
 
     e2e: facteur N msg/s, postfix+dovecot M msg/s, ratio R; ...
@@ -261,7 +262,8 @@ def main():
         for name, results in rounds.items():
             best[name] = bc.median_result(results, "%s e2e median" % name)
             bc.print_figures(best[name])
-        bc.print_ratio("e2e", best["facteur"], "postfix+dovecot", best.get("postfix+dovecot"))
+        bc.print_ratio("e2e", best["facteur"], "postfix+dovecot", best.get("postfix+dovecot"),
+                       bc.paired_ratio(rounds["facteur"], rounds.get("postfix+dovecot")))
     finally:
         for side in sides:
             side.cleanup()

@@ -18,10 +18,11 @@ qmgr hands back flow-control tokens.  Durability is the stock one of each:
 
 For each size, the two servers are measured in alternation for R rounds
 (the machine is shared: alternation spreads background load over both),
-and the round with the median rate is reported: messages per second (wall
+and each figure is its median over the rounds: messages per second (wall
 clock of smtp-source), CPU ms per message (whole process tree, reaped
-children included) and fsync-type calls per message (strace over a
-separate short run).  Every message must get its 250 (smtp-source aborts
+children included), fsync-type calls per message (strace over a separate
+short run, first round); the ratio is the median of the per-round ratios
+(facteur's rate over Postfix's in the same round).  Every message must get its 250 (smtp-source aborts
 otherwise) and land in incoming/.  The last lines are
 
     intake-1k: facteur N msg/s, postfix M msg/s, ratio R; cpu ...
@@ -114,7 +115,8 @@ class PostfixIntake:
 
 
 def bench_size(servers, size, args):
-    """Alternate the servers for args.rounds rounds; returns name -> result."""
+    """Alternate the servers for args.rounds rounds; returns name -> median
+    result, and "ratio" -> the median of the per-round rate ratios."""
     rounds = {name: [] for name in servers}
     for rnd in range(args.rounds):
         for name, srv in servers.items():
@@ -137,6 +139,7 @@ def bench_size(servers, size, args):
     out = {}
     for name, results in rounds.items():
         out[name] = bc.median_result(results, "%s %s median" % (name, size_name(size)))
+    out["ratio"] = bc.paired_ratio(rounds["facteur"], rounds.get("postfix"))
     return out
 
 
@@ -148,7 +151,7 @@ def main():
     ap.add_argument("--sizes", default="1024,51200")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--sync-messages", type=int)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--warmup", type=int, help="messages sent before each timed run")
     args = ap.parse_args()
     if args.messages is None:
         args.messages = 1000 if args.quick else 4000
@@ -156,6 +159,8 @@ def main():
         args.rounds = 1 if args.quick else 3
     if args.sync_messages is None:
         args.sync_messages = 100 if args.quick else 300
+    if args.warmup is None:
+        args.warmup = 200 if args.quick else 500
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if args.messages < 1 or args.sessions < 1 or args.rounds < 1 or not sizes or \
             min(sizes) < 1 or min(sizes) > 10 * 1024 * 1024:
@@ -189,11 +194,11 @@ def main():
         for name, srv in servers.items():
             bc.log_problems(name, srv.log_text())
         for size, res in results.items():
-            for r in res.values():
-                bc.print_figures(r)
+            for name in servers:
+                bc.print_figures(res[name])
         for size, res in results.items():
             bc.print_ratio("intake-%s" % size_name(size), res["facteur"], "postfix",
-                           res.get("postfix"))
+                           res.get("postfix"), res["ratio"])
     finally:
         for srv in servers.values():
             srv.cleanup()
