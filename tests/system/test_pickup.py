@@ -16,7 +16,8 @@ import shutil
 import pytest
 
 from facteur_harness import wait_until
-from test_sendmail import queue_files, read_qfile, sendmail, start, wait_queued
+from test_sendmail import (queue_files, sendmail, start, wait_maildrop_empty,
+                           wait_queued)
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,7 @@ def test_received_and_log(instance):
     assert first[0] == "Received: by localhost (facteur, from userid %d)" % os.getuid()
     assert first[1].startswith("\tid %s; " % name)
     instance.wait_for_log(r"facteur/pickup\[\d+\]: %s: uid=%d from=<" % (name, os.getuid()))
-    assert queue_files(instance, "maildrop") == []
+    wait_maildrop_empty(instance)
 
 
 def test_garbage_goes_to_corrupt(instance):
@@ -70,7 +71,7 @@ def test_garbage_goes_to_corrupt(instance):
                               since=mark)
     corrupt = sorted(os.listdir(os.path.join(instance.queue, "corrupt")))
     assert corrupt == sorted(list(garbage) + ["1AbCdE0002Azz"])
-    assert queue_files(instance, "maildrop") == []
+    wait_maildrop_empty(instance)
     # The queue-ID names were parsed and refused by the queue file reader,
     # the stray name never was.
     for fname in ("1AbCdE0000Azz", "1AbCdE0001Azz"):
@@ -117,7 +118,7 @@ def test_header_checks_reject_bounces(checks_instance):
     inst.wait_for_log(r": reject: header Subject: something forbidden from local; "
                       r"from=<joe@localhost> to=<a@example.org>.*: 5\.7\.1 no forbidden things",
                       since=mark)
-    assert queue_files(inst, "maildrop") == []
+    wait_maildrop_empty(inst)
 
 
 def test_body_checks_reject(checks_instance):
@@ -145,7 +146,7 @@ def test_hold_discard_warn_edit(checks_instance):
     assert "\nX-New: value\n" in q["text"] and "X-Old" not in q["text"]
     # The discarded message was never queued: only the edited one is.
     assert len(queue_files(inst, "incoming")) == 1
-    wait_until(lambda: queue_files(inst, "maildrop") == [], 10, "an empty maildrop")
+    wait_maildrop_empty(inst)
 
 
 def test_hopcount_limit(instance):

@@ -66,6 +66,12 @@ def wait_queued(inst, before, queue="incoming", timeout=15):
     return name, read_qfile(os.path.join(inst.queue, queue, name))
 
 
+def wait_maildrop_empty(inst, timeout=10):
+    """pickup removes a maildrop file just after its queued copy is durable:
+    wait for that (bounded)."""
+    wait_until(lambda: queue_files(inst, "maildrop") == [], timeout, "an empty maildrop/")
+
+
 def start(instance, params=None, chroot="y"):
     require_daemon("master", "pickup")
     require_command("sendmail", "facteur-drop")
@@ -112,7 +118,7 @@ def test_t_extracts_recipients_and_removes_bcc(instance):
     instance.wait_for_log(r"pickup\[\d+\]: %s: uid=%d from=<cron@example.org>"
                           % (name, os.getuid()))
     instance.wait_for_log(r"%s: message-id=<" % name)
-    assert queue_files(instance, "maildrop") == []
+    wait_maildrop_empty(instance)
 
 
 def test_default_sender_and_qualification(instance):
