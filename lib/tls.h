@@ -72,9 +72,10 @@ int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
 
 /* Send close_notify (best effort) and free.  Call it before the stream is
  * closed or released: output still buffered in the stream is first flushed
- * through TLS (within the stream's timeout), then the stream is detached,
- * so later reads and writes on it fail (EPIPE) instead of reaching the
- * freed session or the descriptor in plaintext; stream_close still works. */
+ * through TLS (within the stream's timeout; a non-blocking stream gets one
+ * attempt), then the stream is detached, so later reads and writes on it
+ * fail (EPIPE) instead of reaching the freed session or the descriptor in
+ * plaintext; stream_close still works. */
 void tls_conn_free(struct tls_conn **connp);
 
 /* Negotiated protocol ("TLSv1.3"), cipher name and secret bits. */
