@@ -16,8 +16,10 @@
  * Only the full_name attribute is taken from the file.
  *
  * Durability and duplicates: the maildrop file is removed only after the
- * new queue file is durable (cleanup_finish without a group syncs
- * incoming/).  A crash between the two leaves both: the next scan queues
+ * new queue file is durable.  A backlog shares syncs: up to
+ * PICKUP_GROUP_MAX files are prepared into incoming/ (qfile group commit),
+ * incoming/ is synced once, then their maildrop files go and maildrop/ is
+ * synced once.  A crash between the two leaves both: the next scan queues
  * the message again, a duplicate with the same content and a different
  * Message-ID only if the message had none.  Nothing is ever lost.
  * A message that cleanup refuses for good (header_checks REJECT, too
@@ -55,7 +57,12 @@
  * outside a chroot: every path is relative to it. */
 static const char queue_dir[] = ".";
 
-enum pickup_result { PICKUP_DONE, PICKUP_RETRY, PICKUP_CORRUPT };
+/* PICKUP_QUEUED: in incoming/ but durable only after the batch's group
+ * sync; the maildrop file goes after that sync.  PICKUP_DONE: nothing
+ * more to wait for (bounced, discarded, already gone); it goes now. */
+enum pickup_result { PICKUP_QUEUED, PICKUP_DONE, PICKUP_RETRY, PICKUP_CORRUPT };
+
+#define PICKUP_GROUP_MAX    100         /* files sharing one sync of incoming/ */
 
 /* Move maildrop/<name> to corrupt/<name> (no replace) and sync both. */
 static void to_corrupt(const char *name, const char *why)
@@ -166,7 +173,8 @@ out:
 }
 
 /* Queue one maildrop file through cleanup. */
-static enum pickup_result pickup_file(const char *name, struct strbuf *why)
+static enum pickup_result pickup_file(const char *name, struct qfile_group *g,
+                                      struct strbuf *why)
 {
     char *path = xasprintf("maildrop/%s", name);
     struct strbuf *reply = strbuf_new(64);
@@ -234,9 +242,15 @@ static enum pickup_result pickup_file(const char *name, struct strbuf *why)
         log_warn("%s: read: %s", path, strbuf_str(why));
         goto out;
     }
-    rc = cleanup_finish(c, NULL, NULL, reply);
+    uint64_t seq;
+
+    rc = cleanup_finish(c, g, &seq, reply);
     switch (rc) {
     case CLEANUP_OK:
+        /* A held message is durable already (seq 0); others wait for the
+         * group sync. */
+        res = seq != 0 && !qfile_group_done(g, seq) ? PICKUP_QUEUED : PICKUP_DONE;
+        break;
     case CLEANUP_DISCARDED:
         res = PICKUP_DONE;
         break;
@@ -251,13 +265,6 @@ static enum pickup_result pickup_file(const char *name, struct strbuf *why)
             res = PICKUP_DONE;
         break;
     }
-    if (res == PICKUP_DONE) {
-        /* The new file is durable: only now may the old one go. */
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_warn("remove %s: %m", path);
-        else if (fileops_fsync_dir("maildrop", why) < 0)
-            log_warn("%s", strbuf_str(why));
-    }
 out:
     cleanup_free(&c);
     qfile_close(&qf);
@@ -271,12 +278,46 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Remove maildrop files whose queued copies are durable, then sync
+ * maildrop/ once for all of them. */
+static void remove_done(char **names, size_t n, struct strbuf *why)
+{
+    size_t removed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char *path = xasprintf("maildrop/%s", names[i]);
+
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_warn("remove %s: %m", path);
+        else
+            removed++;
+        free(path);
+    }
+    if (removed > 0 && fileops_fsync_dir("maildrop", why) < 0)
+        log_warn("%s", strbuf_str(why));
+}
+
+/* Make the batch's queued files durable (one sync of incoming/), then
+ * remove their maildrop files.  If the sync fails the maildrop files
+ * stay: the next scan queues them again (a duplicate, never a loss). */
+static void batch_flush(struct qfile_group *g, char **queued, size_t nq, char **done, size_t nd,
+                        struct strbuf *why)
+{
+    if (nq > 0 && qfile_group_sync(g, why) < 0) {
+        log_warn("%s: maildrop files kept", strbuf_str(why));
+        nq = 0;
+    }
+    remove_done(queued, nq, why);
+    remove_done(done, nd, why);
+}
+
 /* Scan maildrop/ once, oldest queue ID first. */
 static void pickup_scan(void)
 {
     struct strbuf *why = strbuf_new(128);
-    char **names = NULL;
-    size_t n = 0, queued = 0;
+    char **names = NULL, **queued, **done;
+    size_t n = 0, nq = 0, nd = 0, total = 0;
+    struct qfile_group g;
     struct dirent *de;
     DIR *d;
 
@@ -301,13 +342,36 @@ static void pickup_scan(void)
     closedir(d);
     if (n > 1)
         qsort(names, n, sizeof(*names), name_cmp);
+    /* Messages share syncs of incoming/ in groups (DESIGN: group commit);
+     * a maildrop file is removed only after its group's sync. */
+    qfile_group_init(&g, queue_dir);
+    queued = xcalloc(PICKUP_GROUP_MAX, sizeof(*queued));
+    done = xcalloc(PICKUP_GROUP_MAX, sizeof(*done));
     for (size_t i = 0; i < n; i++) {
-        if (pickup_file(names[i], why) == PICKUP_DONE)
-            queued++;
-        free(names[i]);
+        switch (pickup_file(names[i], &g, why)) {
+        case PICKUP_QUEUED:
+            queued[nq++] = names[i];
+            total++;
+            break;
+        case PICKUP_DONE:
+            done[nd++] = names[i];
+            total++;
+            break;
+        default:
+            break;
+        }
+        if (nq == PICKUP_GROUP_MAX || nd == PICKUP_GROUP_MAX || i + 1 == n) {
+            batch_flush(&g, queued, nq, done, nd, why);
+            nq = nd = 0;
+        }
     }
+    qfile_group_free(&g);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
-    if (queued > 0)
+    free(queued);
+    free(done);
+    if (total > 0)
         trigger_send(queue_dir, "qmgr", "I", 1);
     strbuf_free(&why);
 }

@@ -16,7 +16,7 @@ import shutil
 import pytest
 
 from facteur_harness import wait_until
-from test_sendmail import (queue_files, sendmail, start, wait_maildrop_empty,
+from test_sendmail import (queue_files, read_qfile, sendmail, start, wait_maildrop_empty,
                            wait_queued)
 
 
@@ -245,3 +245,24 @@ def test_sendmail_to_mailbox_end_to_end(instance):
             assert "carol" not in text
         assert "(facteur, from userid %d)" % os.getuid() in text
     instance.wait_for_log(r"to=<alice@example\.test>.*status=sent")
+
+
+def test_backlog_shares_syncs_and_loses_nothing(instance):
+    """150 messages dropped while pickup is stopped (more than one group
+    of 100): all reach incoming/ once, in order, and maildrop/ empties."""
+    start(instance, chroot="n")
+    instance.stop()
+    for i in range(150):
+        r = sendmail(instance, ["a@example.org"], "Subject: backlog %03d\n\nx\n" % i)
+        assert r.returncode == 0, r.stderr
+    assert len(queue_files(instance, "maildrop")) == 150
+    instance.start()
+    wait_until(lambda: len(queue_files(instance)) == 150, 60, "150 queued messages")
+    wait_maildrop_empty(instance, timeout=30)
+    subjects = []
+    for name in queue_files(instance):
+        q = read_qfile(os.path.join(instance.queue, "incoming", name))
+        subjects += [line for line in q["text"].split("\n") if line.startswith("Subject:")]
+    assert sorted(subjects) == ["Subject: backlog %03d" % i for i in range(150)]
+    # Queue IDs follow arrival: pickup took the oldest maildrop files first.
+    assert subjects == sorted(subjects)
