@@ -9,9 +9,10 @@
  * and exits 0 only then: the message is durable.  pickup(8) takes it from
  * there (woken through public/pickup).
  *
- * Trust: the caller is any local user.  Every record is bounded, the
- * sender and recipients are checked (qfile refuses control characters),
- * only the full_name attribute is accepted, the arrival time is ours, and
+ * Trust: the caller is any local user.  Every record is checked by
+ * cleanup_drop_check (lib/cleanup_drop.c: bounds, order, no control
+ * characters, only the full_name attribute) before it is written, the
+ * content is bounded by message_size_limit, the arrival time is ours, and
  * the file's owner (the real uid) is what pickup trusts for "from userid".
  * The set-group-ID privilege is held only while the file is created and
  * committed; FACTEUR_CONFIG_DIR is ignored when running set-group-ID for
