@@ -101,7 +101,7 @@ check-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 CFLAGS="-O1 -g" check
 
 bench: all
-	@/usr/bin/python3 tests/bench/run_bench.py
+	@FACTEUR_BIN=$(abspath $(BIN)) FACTEUR_LIBEXEC=$(abspath $(LIBEXEC)) /usr/bin/python3 tests/bench/run_bench.py
 
 install: all
 	@tools/install.sh "$(DESTDIR)" "$(BIN)" "$(LIBEXEC)"
