@@ -78,7 +78,14 @@ static int connect_socket(const char *path, long long deadline)
         return -1;
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
         return fd;
-    if (errno == EINPROGRESS || errno == EAGAIN) {
+    if (errno == EAGAIN) {
+        /* A UNIX socket's listen queue is full: the service has wake-ups
+         * pending already, which is all a trigger asks for. */
+        close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    if (errno == EINPROGRESS) {
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         int err = 0, left = ms_left(deadline);
         socklen_t elen = sizeof(err);
@@ -120,6 +127,10 @@ int trigger_send(const char *queue_dir, const char *service, const char *msg, si
         fd = connect_socket(path, deadline);
     } else {
         log_warn("cannot wake up %s: %s is neither a FIFO nor a socket", service, path);
+        goto out;
+    }
+    if (fd < 0 && errno == EAGAIN && S_ISSOCK(st.st_mode)) {
+        rc = 0;     /* backlog full: the service will wake up anyway */
         goto out;
     }
     if (fd < 0) {

@@ -97,6 +97,24 @@ static void test_socket(void **state)
     assert_int_equal(trigger_send(dir, "pickup", "W", 1), -1);
 }
 
+/* A service busy enough that its listen queue is full already has wake-ups
+ * pending: the trigger succeeds quietly instead of failing. */
+static void test_backlog_full(void **state)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int lfd;
+    (void)state;
+
+    door(sun.sun_path, sizeof(sun.sun_path), "busy");
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    /* Never accepted: the first connects queue, later ones get EAGAIN. */
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(trigger_send(dir, "busy", "I", 1), 0);
+    close(lfd);
+}
+
 static void test_refused(void **state)
 {
     char path[128], big[TRIGGER_MSG_MAX + 1];
@@ -128,6 +146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_socket),
+        cmocka_unit_test(test_backlog_full),
         cmocka_unit_test(test_refused),
     };
 
