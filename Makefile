@@ -28,7 +28,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Ilib $(WARN) $(CFLAGS) $(SAN) -MMD -MP
 ALL_LDFLAGS := $(SAN) $(CONF_LDFLAGS) -Wl,--as-needed
 LIBS := $(SSL_LIBS) $(DB_LIBS) $(UNBOUND_LIBS) $(PAM_LIBS) $(CRYPT_LIBS)
 
-DAEMON_DIRS := master smtpd smtp qmgr lmtpd imapd pop3d authd pickup anvil
+DAEMON_DIRS := master smtpd smtp qmgr lmtpd imapd pop3d authd pickup anvil pipe
 DAEMONS := $(foreach d,$(DAEMON_DIRS),$(if $(wildcard $(d)/*.c),$(d)))
 CMDS := $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
 UNIT := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
