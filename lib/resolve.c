@@ -14,11 +14,17 @@
  * final (Postfix's "user: user, backup" self-reference), which also ends
  * alias loops a -> b -> a at a.  :include: files are read with a size
  * bound and parsed like an alias value.
+ *
+ * Rights for |command and /file targets: the owner of the file the entry
+ * came from (alias table file, read once at resolve_new; :include: file,
+ * read when included), root and file-less sources replaced by
+ * default_privs, so no target ever carries uid 0.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "conf.h"
 #include "fileops.h"
@@ -26,6 +32,7 @@
 #include "maps.h"
 #include "mem.h"
 #include "params.h"
+#include "privs.h"
 #include "resolve.h"
 
 #define RESOLVE_STEPS_MAX 100000   /* expansion calls for one recipient */
@@ -40,6 +47,13 @@ struct resolve_dlist {
     bool subdomains;        /* "example.org" also matches "a.example.org" */
 };
 
+/* Whose rights a |command or /file target runs with. */
+struct resolve_owner {
+    bool known;             /* the file owner's (else default_privs) */
+    uid_t uid;
+    gid_t gid;
+};
+
 struct resolve {
     struct maps *canonical, *sender_canonical, *rcpt_canonical;
     struct maps *virtual_alias, *alias, *transport;
@@ -51,6 +65,9 @@ struct resolve {
     bool prop_canonical, prop_virtual;  /* propagate_unmatched_extensions */
     bool cmd_alias, cmd_include;        /* allow_mail_to_commands */
     bool file_alias, file_include;      /* allow_mail_to_files */
+    struct resolve_owner *alias_owner;  /* one per alias_maps table */
+    struct resolve_owner dflt;          /* default_privs */
+    bool dflt_ok;                       /* default_privs names a user */
     struct strbuf *tmp;
 };
 
@@ -188,6 +205,39 @@ static int resolve_dlist_open(struct resolve_dlist *d, const char *value, bool s
     return 0;
 }
 
+/* The rights for targets read from path: its owner unless root (or the
+ * file cannot be examined), then default_privs. */
+static void resolve_file_owner(const struct resolve *r, const char *path,
+                               struct resolve_owner *o)
+{
+    struct stat st;
+
+    *o = r->dflt;
+    if (path == NULL || stat(path, &st) < 0 || st.st_uid == 0)
+        return;
+    o->known = true;
+    o->uid = st.st_uid;
+    o->gid = st.st_gid;
+}
+
+/* The file behind an alias table, or NULL when it has none. */
+static void resolve_map_owner(const struct resolve *r, struct map *m, struct resolve_owner *o)
+{
+    const char *type = map_type(m);
+    struct strbuf *path;
+
+    if (strcmp(type, "hash") == 0 || strcmp(type, "btree") == 0) {
+        path = strbuf_new(64);
+        strbuf_printf(path, "%s.db", m->name);
+        resolve_file_owner(r, strbuf_str(path), o);
+        strbuf_free(&path);
+    } else if (strcmp(type, "texthash") == 0 || strcmp(type, "regexp") == 0) {
+        resolve_file_owner(r, m->name, o);
+    } else {
+        resolve_file_owner(r, NULL, o);
+    }
+}
+
 static void resolve_dlist_close(struct resolve_dlist *d)
 {
     if (d->names != NULL)
@@ -266,6 +316,17 @@ struct resolve *resolve_new(struct strbuf *why)
         resolve_free(&r);
         return NULL;
     }
+    if (var_default_privs != NULL && var_default_privs[0] != '\0'
+        && privs_user_lookup(var_default_privs, &r->dflt.uid, &r->dflt.gid, r->tmp) == 0
+        && r->dflt.uid != 0)
+        r->dflt_ok = true;
+    else
+        log_warn("default_privs user \"%s\" is unknown or root: deliveries to commands and "
+                 "files from root-owned aliases will be deferred",
+                 var_default_privs != NULL ? var_default_privs : "");
+    r->alias_owner = xcalloc(maps_count(r->alias) + 1, sizeof(*r->alias_owner));
+    for (size_t i = 0; i < maps_count(r->alias); i++)
+        resolve_map_owner(r, maps_get(r->alias, i), &r->alias_owner[i]);
     r->prop_canonical = resolve_listed(var_propagate_unmatched_extensions, "canonical");
     r->prop_virtual = resolve_listed(var_propagate_unmatched_extensions, "virtual");
     r->cmd_alias = resolve_listed(var_allow_mail_to_commands, "alias");
@@ -304,6 +365,7 @@ void resolve_free(struct resolve **rp)
     free(r->relay_nexthop);
     free(r->default_transport);
     free(r->default_nexthop);
+    free(r->alias_owner);
     strbuf_free(&r->tmp);
     free(r);
     *rp = NULL;
@@ -601,6 +663,7 @@ struct resolve_walk {
     size_t steps;           /* expansion calls so far (bounded) */
     enum resolve_source src;
     const char *ext;        /* extension to put back on alias targets, or NULL */
+    struct resolve_owner owner; /* rights for targets of the current source */
     int rc;                 /* 0 ok, -1 temporary failure */
 };
 
@@ -652,8 +715,16 @@ static void resolve_special(struct resolve_walk *w, enum resolve_kind kind, cons
 
     if (resolve_have(w->res, kind, value))
         return;
+    if (ok && !w->owner.known && !w->r->dflt_ok) {
+        strbuf_printf(w->why, "default_privs user \"%s\" is unknown or root", var_default_privs);
+        w->rc = -1;
+        return;
+    }
     t = resolve_push(w->res, kind, value);
     t->allowed = ok;
+    t->owner_known = w->owner.known;
+    t->owner_uid = w->owner.uid;
+    t->owner_gid = w->owner.gid;
     t->dsn = xstrdup(ok ? "4.3.0" : "5.7.1");
     if (ok)
         t->text = xstrdup(kind == RESOLVE_PIPE ? "mail to command: pipe transport not available"
@@ -674,10 +745,10 @@ static int resolve_item(enum resolve_item_kind kind, const char *value, void *ct
     switch (kind) {
     case RESOLVE_ITEM_PIPE:
         resolve_special(w, RESOLVE_PIPE, value);
-        return 0;
+        return w->rc < 0 ? 1 : 0;
     case RESOLVE_ITEM_FILE:
         resolve_special(w, RESOLVE_FILE, value);
-        return 0;
+        return w->rc < 0 ? 1 : 0;
     case RESOLVE_ITEM_INCLUDE:
         return resolve_include(w, value);
     case RESOLVE_ITEM_ADDR:
@@ -701,6 +772,7 @@ static int resolve_include(struct resolve_walk *w, const char *path)
 {
     struct strbuf *data = strbuf_new(1024);
     enum resolve_source saved = w->src;
+    struct resolve_owner saved_owner = w->owner;
     int rc;
 
     if (path[0] != '/') {
@@ -715,8 +787,10 @@ static int resolve_include(struct resolve_walk *w, const char *path)
         return 1;
     }
     w->src = RESOLVE_SRC_INCLUDE;
+    resolve_file_owner(w->r, path, &w->owner);
     rc = resolve_alias_parse(strbuf_str(data), strbuf_len(data), resolve_item, w, w->why);
     w->src = saved;
+    w->owner = saved_owner;
     if (rc < 0) {
         w->rc = -1;
         rc = 1;
@@ -747,6 +821,7 @@ static int resolve_expand(struct resolve_walk *w, const char *addr)
 {
     struct strbuf *val = strbuf_new(128), *ext = strbuf_new(32), *dom = strbuf_new(64);
     int rc, local, stop = 0;
+    size_t i;
     bool self;
 
     if (++w->steps > RESOLVE_STEPS_MAX) {
@@ -789,11 +864,15 @@ static int resolve_expand(struct resolve_walk *w, const char *addr)
     }
     if (rc == MAP_FOUND) {
         const char *saved = w->ext;
+        struct resolve_owner saved_owner = w->owner;
         w->res->expanded = true;
+        /* Which table matched is not known here: default_privs. */
+        resolve_file_owner(w->r, NULL, &w->owner);
         w->chain[w->depth++] = addr;
         w->ext = strbuf_len(ext) > 0 && w->r->prop_virtual ? strbuf_str(ext) : NULL;
         rc = resolve_alias_parse(strbuf_str(val), strbuf_len(val), resolve_item, w, w->why);
         w->ext = saved;
+        w->owner = saved_owner;
         w->depth--;
         if (rc < 0)
             goto tempfail;
@@ -805,17 +884,23 @@ static int resolve_expand(struct resolve_walk *w, const char *addr)
     if (local && maps_count(w->r->alias) > 0) {
         resolve_alias_key(addr, val);
         strbuf_set(ext, strbuf_str(val));
-        rc = maps_lookup(w->r->alias, strbuf_str(ext), val, w->why);
+        /* maps_lookup's order by hand, to know which table answered. */
+        rc = MAP_NOTFOUND;
+        for (i = 0; i < maps_count(w->r->alias) && rc == MAP_NOTFOUND; i++)
+            rc = map_lookup(maps_get(w->r->alias, i), strbuf_str(ext), val, w->why);
         if (rc == MAP_ERROR)
             goto tempfail;
         if (rc == MAP_FOUND) {
             enum resolve_source saved = w->src;
+            struct resolve_owner saved_owner = w->owner;
+            w->owner = w->r->alias_owner[i - 1];
             w->res->expanded = true;
             w->chain[w->depth++] = addr;
             w->src = RESOLVE_SRC_ALIAS;
             w->ext = NULL;
             rc = resolve_alias_parse(strbuf_str(val), strbuf_len(val), resolve_item, w, w->why);
             w->src = saved;
+            w->owner = saved_owner;
             w->depth--;
             if (rc < 0)
                 goto tempfail;
@@ -864,6 +949,7 @@ int resolve_rcpt(struct resolve *r, const char *addr, int flags, struct resolve_
     w.limit = (size_t)var_virtual_alias_expansion_limit;
     w.chain = xcalloc(w.max_depth + 1, sizeof(char *));
     w.src = RESOLVE_SRC_ALIAS;
+    resolve_file_owner(r, NULL, &w.owner);
     w.chain[0] = strbuf_str(canon);
     resolve_expand(&w, strbuf_str(canon));
     free(w.chain);

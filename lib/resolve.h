@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "strbuf.h"
 
@@ -71,6 +72,16 @@ struct resolve_target {
     char *dsn;          /* RESOLVE_BOUNCE, and PIPE/FILE refused: "5.1.1" */
     char *text;         /* RESOLVE_BOUNCE/DISCARD: reason for the log and DSN */
     bool allowed;       /* PIPE/FILE: permitted by allow_mail_to_* */
+    /* PIPE/FILE: the rights the delivery runs with: the owner of the
+     * alias table file that held the entry (PATH.db for hash:/btree:, the
+     * file for texthash:/regexp:) or of the innermost :include: file.  A
+     * root-owned source, a source without a file (inline:, static:,
+     * virtual_alias_maps) or one that cannot be examined gives the
+     * default_privs user instead, so owner_uid is never 0.  owner_known
+     * is true when the rights are the file owner's own. */
+    bool owner_known;
+    uid_t owner_uid;
+    gid_t owner_gid;
 };
 
 struct resolve_result {
@@ -82,7 +93,8 @@ struct resolve_result {
 struct resolve;
 
 /* Open every table named by the parameters (after conf_load).  NULL with
- * why if one cannot be opened. */
+ * why if one cannot be opened.  The owners of the alias_maps files are
+ * read here (stat), once. */
 struct resolve *resolve_new(struct strbuf *why);
 void resolve_free(struct resolve **rp);
 

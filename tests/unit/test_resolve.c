@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -294,6 +295,53 @@ static void test_sender_and_local(void **state)
     strbuf_free(&why);
 }
 
+/* The rights of |command targets: the :include: file's owner, or
+ * default_privs for a root-owned or file-less source (never uid 0). */
+static const struct resolve_target *find_pipe(const struct resolve_result *res)
+{
+    for (size_t i = 0; i < res->n; i++)
+        if (res->t[i].kind == RESOLVE_PIPE)
+            return &res->t[i];
+    fail_msg("no pipe target");
+    return NULL;
+}
+
+static void test_owner(void **state)
+{
+    struct resolve_result res = { 0 };
+    struct strbuf *why = strbuf_new(64);
+    const struct resolve_target *t;
+    struct passwd *pw = getpwnam("nobody");
+    uid_t want_uid = geteuid() == 0 ? 12345 : geteuid();
+
+    (void)state;
+    assert_non_null(pw);
+    /* inline: has no file: default_privs. */
+    assert_int_equal(resolve_rcpt(res_ctx, "prog@example.org", 0, &res, why), 0);
+    t = find_pipe(&res);
+    assert_false(t->owner_known);
+    assert_int_equal(t->owner_uid, pw->pw_uid);
+    assert_int_equal(t->owner_gid, pw->pw_gid);
+    /* An :include: file owned by someone: that owner. */
+    if (geteuid() == 0)
+        assert_int_equal(chown(include_path, 12345, 12346), 0);
+    assert_int_equal(resolve_rcpt(res_ctx, "list@example.org", 0, &res, why), 0);
+    t = find_pipe(&res);
+    assert_true(t->owner_known);
+    assert_int_equal(t->owner_uid, want_uid);
+    if (geteuid() == 0) {
+        assert_int_equal(t->owner_gid, 12346);
+        /* Owned by root: default_privs again. */
+        assert_int_equal(chown(include_path, 0, 0), 0);
+        assert_int_equal(resolve_rcpt(res_ctx, "list@example.org", 0, &res, why), 0);
+        t = find_pipe(&res);
+        assert_false(t->owner_known);
+        assert_int_equal(t->owner_uid, pw->pw_uid);
+    }
+    resolve_result_clear(&res);
+    strbuf_free(&why);
+}
+
 /* An unreadable :include: file is a temporary failure, not a bounce. */
 static void test_include_missing(void **state)
 {
@@ -315,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_alias_parse_limits),
         cmocka_unit_test(test_rcpt),
         cmocka_unit_test(test_sender_and_local),
+        cmocka_unit_test(test_owner),
         cmocka_unit_test(test_include_missing),
     };
 
