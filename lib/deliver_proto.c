@@ -22,9 +22,9 @@
 #include "qid.h"
 
 const struct attr_limits deliver_limits = {
-    .max_attrs = 16 + 4 * DELIVER_RCPT_MAX,
+    .max_attrs = 16 + 7 * DELIVER_RCPT_MAX,
     .max_name = 64,
-    .max_value = QFILE_ADDR_MAX + QFILE_ORCPT_MAX + DELIVER_TEXT_MAX,
+    .max_value = QFILE_ADDR_MAX + QFILE_ORCPT_MAX + DELIVER_TEXT_MAX + DELIVER_TARGET_MAX,
     .max_message = 16 * 1024 * 1024,
 };
 
@@ -140,6 +140,7 @@ void deliver_request_clear(struct deliver_request *req)
     for (size_t i = 0; i < req->nrcpt; i++) {
         free(req->rcpts[i].addr);
         free(req->rcpts[i].orcpt);
+        free(req->rcpts[i].target);
     }
     free(req->rcpts);
     deliver_request_init(req);
@@ -156,6 +157,26 @@ void deliver_request_add_rcpt(struct deliver_request *req, const char *addr, lon
     r->index = index;
     r->orcpt = xstrdup(orcpt != NULL ? orcpt : "");
     r->notify = notify;
+    r->target = NULL;
+    r->uid = r->gid = -1;
+}
+
+static bool deliver_target_ok(const char *t)
+{
+    return (t[0] == '|' || t[0] == '/') && t[1] != '\0'
+           && deliver_text_ok(t, DELIVER_TARGET_MAX);
+}
+
+void deliver_request_set_target(struct deliver_request *req, size_t i, const char *target,
+                                long uid, long gid)
+{
+    if (i >= req->nrcpt || !deliver_target_ok(target) || uid < 1 || uid > DELIVER_ID_MAX
+        || gid < 0 || gid > DELIVER_ID_MAX)
+        log_panic("deliver_request_set_target: bad target for recipient %zu", i);
+    free(req->rcpts[i].target);
+    req->rcpts[i].target = xstrdup(target);
+    req->rcpts[i].uid = uid;
+    req->rcpts[i].gid = gid;
 }
 
 void deliver_request_format(const struct deliver_request *req, struct attr_list *out)
@@ -184,6 +205,14 @@ void deliver_request_format(const struct deliver_request *req, struct attr_list 
         attr_add_str(out, name, req->rcpts[i].orcpt);
         snprintf(name, sizeof(name), "rcpt_%zu_notify", i);
         attr_add_long(out, name, (long)req->rcpts[i].notify);
+        if (req->rcpts[i].target != NULL) {
+            snprintf(name, sizeof(name), "rcpt_%zu_target", i);
+            attr_add_str(out, name, req->rcpts[i].target);
+            snprintf(name, sizeof(name), "rcpt_%zu_uid", i);
+            attr_add_long(out, name, req->rcpts[i].uid);
+            snprintf(name, sizeof(name), "rcpt_%zu_gid", i);
+            attr_add_long(out, name, req->rcpts[i].gid);
+        }
     }
 }
 
@@ -227,6 +256,7 @@ int deliver_request_parse(const struct attr_list *l, struct deliver_request *req
 {
     const char *path, *qid, *nexthop, *transport, *sender;
     long arrival, active, nrcpt;
+    size_t ntarget = 0;
     char name[48];
 
     deliver_request_clear(req);
@@ -276,9 +306,30 @@ int deliver_request_parse(const struct attr_list *l, struct deliver_request *req
         if (deliver_get_long(l, name, 0, QFILE_NOTIFY_MASK, &notify, why) < 0)
             goto fail;
         deliver_request_add_rcpt(req, addr, index, orcpt, (unsigned)notify);
+        snprintf(name, sizeof(name), "rcpt_%ld_target", i);
+        if (attr_get_str(l, name) != NULL) {
+            const char *target = deliver_get_str(l, name, DELIVER_TARGET_MAX, false, why);
+            long uid, gid;
+
+            if (target == NULL)
+                goto fail;
+            if (!deliver_target_ok(target)) {
+                strbuf_printf(why, "attribute \"%s\" is neither |command nor /file", name);
+                goto fail;
+            }
+            snprintf(name, sizeof(name), "rcpt_%ld_uid", i);
+            if (deliver_get_long(l, name, 1, DELIVER_ID_MAX, &uid, why) < 0)
+                goto fail;
+            snprintf(name, sizeof(name), "rcpt_%ld_gid", i);
+            if (deliver_get_long(l, name, 0, DELIVER_ID_MAX, &gid, why) < 0)
+                goto fail;
+            deliver_request_set_target(req, (size_t)i, target, uid, gid);
+            ntarget++;
+        }
     }
-    /* Every expected name was found; the count rules out any other. */
-    if (attr_count(l) != 8 + 4 * (size_t)nrcpt) {
+    /* Every expected name was found; the count rules out any other (a
+     * stray rcpt_<i>_uid without its target included). */
+    if (attr_count(l) != 8 + 4 * (size_t)nrcpt + 3 * ntarget) {
         strbuf_printf(why, "%zu attributes for %ld recipients", attr_count(l), nrcpt);
         goto fail;
     }

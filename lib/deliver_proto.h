@@ -25,6 +25,11 @@
  *     L rcpt_<i>_index    its index in the queue file's recipient list
  *     S rcpt_<i>_orcpt    DSN ORCPT "type;address", "" for none
  *     L rcpt_<i>_notify   QFILE_NOTIFY_* bits
+ *     optional, all three or none (the pipe transport: an alias entry
+ *     |command or /file that rcpt_<i> expanded to):
+ *     S rcpt_<i>_target   "|command" or "/absolute/path", 1..DELIVER_TARGET_MAX
+ *     L rcpt_<i>_uid      the rights to deliver with: 1..DELIVER_ID_MAX,
+ *     L rcpt_<i>_gid      never 0 for the uid (0..DELIVER_ID_MAX for the gid)
  *
  *   agent -> qmgr   reply:
  *     S relay         "mx.example.org[192.0.2.1]:25", "none" when no
@@ -65,6 +70,8 @@
 
 #define DELIVER_RCPT_MAX    1000    /* recipients per request */
 #define DELIVER_TEXT_MAX    4096    /* bytes of a reply text, relay, nexthop */
+#define DELIVER_TARGET_MAX  2048    /* bytes of a |command or /file target */
+#define DELIVER_ID_MAX      0x7ffffffeL /* largest uid or gid in a request */
 
 /* Per-recipient outcome (the first digit of a reply class). */
 #define DELIVER_SENT    0
@@ -80,6 +87,8 @@ struct deliver_rcpt {
     long index;             /* index in the queue file */
     char *orcpt;            /* "" if none */
     unsigned notify;        /* QFILE_NOTIFY_* */
+    char *target;           /* "|command" or "/file", or NULL */
+    long uid, gid;          /* with a target: rights of the delivery */
 };
 
 struct deliver_request {
@@ -116,6 +125,12 @@ void deliver_request_clear(struct deliver_request *req);
 /* Append a recipient (strings copied; orcpt NULL means ""). */
 void deliver_request_add_rcpt(struct deliver_request *req, const char *addr, long index,
                               const char *orcpt, unsigned notify);
+/* Give recipient i (< nrcpt) a pipe target ("|command" or "/path",
+ * copied) delivered with uid and gid.  A bad value is a bug (log_panic):
+ * an empty or over-long target, another first byte, a control character,
+ * uid 0 or an id out of range. */
+void deliver_request_set_target(struct deliver_request *req, size_t i, const char *target,
+                                long uid, long gid);
 /* Build the request message into out (reset first).  The request must be
  * complete and valid (nrcpt 1..DELIVER_RCPT_MAX): a bug otherwise
  * (log_panic). */

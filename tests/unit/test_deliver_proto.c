@@ -156,6 +156,8 @@ static void edit_list(const struct attr_list *src, const struct req_case *c,
     }
     if (!done && c->op == E_STR)
         attr_add_str(dst, c->attr, c->sval);
+    if (!done && c->op == E_LONG)
+        attr_add_long(dst, c->attr, c->lval);
 }
 
 static void test_request_malformed(void **state)
@@ -182,6 +184,69 @@ static void test_request_malformed(void **state)
         assert_null(out.path);
     }
     deliver_request_clear(&req);
+    attr_free(&good);
+    attr_free(&bad);
+    strbuf_free(&why);
+}
+
+/* Pipe targets: optional per recipient, all three attributes or none. */
+static const struct req_case target_cases[] = {
+    { "target not a command", E_STR, "rcpt_0_target", "bin/sh", 0, "neither" },
+    { "empty command", E_STR, "rcpt_0_target", "|", 0, "neither" },
+    { "control in target", E_STR, "rcpt_0_target", "|a\nb", 0, "control" },
+    { "uid 0", E_LONG, "rcpt_0_uid", NULL, 0, "out of range" },
+    { "negative gid", E_LONG, "rcpt_0_gid", NULL, -1, "out of range" },
+    { "huge uid", E_LONG, "rcpt_0_uid", NULL, DELIVER_ID_MAX + 1, "out of range" },
+    { "no uid", E_DEL, "rcpt_0_uid", NULL, 0, "rcpt_0_uid" },
+    { "no gid", E_DEL, "rcpt_0_gid", NULL, 0, "rcpt_0_gid" },
+    { "no target", E_DEL, "rcpt_0_target", NULL, 0, "attributes for 1" },
+    { "uid as string", E_STR, "rcpt_0_uid", "1000", 0, "non-numeric" },
+    { "target as number", E_LONG, "rcpt_0_target", NULL, 5, "attributes for 1" },
+};
+
+static void test_request_target(void **state)
+{
+    struct deliver_request in, out;
+    struct attr_list *good = attr_new(), *bad = attr_new();
+    struct strbuf *why = strbuf_new(64);
+
+    (void)state;
+    fill_request(&in, 3);
+    deliver_request_set_target(&in, 0, "|/usr/bin/procmail -a \"$EXTENSION\"", 1000, 100);
+    deliver_request_set_target(&in, 2, "/var/mail/archive", 65534, 65534);
+    assert_int_equal(reparse_request(&in, &out, why), 0);
+    assert_string_equal(out.rcpts[0].target, "|/usr/bin/procmail -a \"$EXTENSION\"");
+    assert_int_equal(out.rcpts[0].uid, 1000);
+    assert_int_equal(out.rcpts[0].gid, 100);
+    assert_null(out.rcpts[1].target);
+    assert_string_equal(out.rcpts[2].target, "/var/mail/archive");
+    assert_int_equal(out.rcpts[2].uid, 65534);
+    deliver_request_clear(&in);
+    deliver_request_clear(&out);
+
+    fill_request(&in, 1);
+    deliver_request_set_target(&in, 0, "|/bin/cat", 1000, 1000);
+    deliver_request_format(&in, good);
+    assert_int_equal(deliver_request_parse(good, &out, why), 0);
+    for (size_t i = 0; i < sizeof(target_cases) / sizeof(target_cases[0]); i++) {
+        const struct req_case *c = &target_cases[i];
+
+        edit_list(good, c, bad);
+        strbuf_reset(why);
+        if (deliver_request_parse(bad, &out, why) != -1)
+            fail_msg("case \"%s\" accepted", c->name);
+        if (strstr(strbuf_str(why), c->why) == NULL)
+            fail_msg("case \"%s\": reason \"%s\" lacks \"%s\"", c->name, strbuf_str(why), c->why);
+        assert_int_equal(out.nrcpt, 0);
+    }
+    /* A uid and gid without a target: an unexpected attribute. */
+    deliver_request_clear(&in);
+    fill_request(&in, 1);
+    deliver_request_format(&in, good);
+    attr_add_long(good, "rcpt_0_uid", 1000);
+    attr_add_long(good, "rcpt_0_gid", 1000);
+    assert_int_equal(deliver_request_parse(good, &out, why), -1);
+    deliver_request_clear(&in);
     attr_free(&good);
     attr_free(&bad);
     strbuf_free(&why);
@@ -333,6 +398,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_request_malformed),
+        cmocka_unit_test(test_request_target),
         cmocka_unit_test(test_reply_round_trip),
         cmocka_unit_test(test_reply_malformed),
         cmocka_unit_test(test_dsn_valid),
