@@ -528,24 +528,6 @@ int cleanup_line(struct cleanup *c, const char *line, size_t len)
     return c->result == CLEANUP_OK && !c->discard ? 0 : -1;
 }
 
-/* HOLD: move the committed file from incoming/ to hold/ and sync both. */
-static void move_to_hold(struct cleanup *c)
-{
-    struct strbuf *from = strbuf_new(128), *to = strbuf_new(128), *why = strbuf_new(64);
-
-    qid_path(from, c->queue_dir, "incoming", c->qid, 0);
-    qid_path(to, c->queue_dir, "hold", c->qid, 0);
-    if (renameat2(AT_FDCWD, strbuf_str(from), AT_FDCWD, strbuf_str(to), RENAME_NOREPLACE) < 0)
-        log_warn("%s: cannot move to hold: %m (the queue manager may have taken it)", c->qid);
-    else if (qfile_sync_queue(c->queue_dir, "hold", why) < 0)
-        log_warn("%s: %s", c->qid, strbuf_str(why));
-    if (qfile_sync_dir(c->queue_dir, why) < 0)
-        log_warn("%s: %s", c->qid, strbuf_str(why));
-    strbuf_free(&from);
-    strbuf_free(&to);
-    strbuf_free(&why);
-}
-
 int cleanup_finish(struct cleanup *c, struct qfile_group *g, uint64_t *seq_r,
                    struct strbuf *reply_r)
 {
@@ -579,9 +561,10 @@ int cleanup_finish(struct cleanup *c, struct qfile_group *g, uint64_t *seq_r,
         goto done;
     }
     if (c->hold) {
-        rc = qfile_commit(c->w, why);
+        /* Straight into hold/: qmgr never sees a held message. */
+        rc = qfile_writer_set_queue(c->w, "hold", why);
         if (rc == 0)
-            move_to_hold(c);
+            rc = qfile_commit(c->w, why);
     } else if (g != NULL) {
         rc = qfile_group_prepare(g, c->w, seq_r, why);
     } else {

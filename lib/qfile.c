@@ -377,6 +377,23 @@ static void writer_discard(struct qfile_writer *w)
     }
 }
 
+int qfile_writer_set_queue(struct qfile_writer *w, const char *queue, struct strbuf *why)
+{
+    size_t n = strlen(queue);
+
+    if (w->state == W_PREPARED) {
+        strbuf_set(why, "queue file already committed");
+        return -1;
+    }
+    if (n == 0 || n > 16 || strspn(queue, "abcdefghijklmnopqrstuvwxyz") != n) {
+        strbuf_printf(why, "bad queue name \"%.32s\"", queue);
+        return -1;
+    }
+    free(w->queue);
+    w->queue = xstrdup(queue);
+    return 0;
+}
+
 int qfile_commit_prepare(struct qfile_writer *w, struct strbuf *why)
 {
     unsigned char end[12];

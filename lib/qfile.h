@@ -182,6 +182,12 @@ int qfile_add_content(struct qfile_writer *w, const void *buf, size_t len);
 size_t qfile_writer_rcpt_count(const struct qfile_writer *w);
 uint64_t qfile_writer_content_size(const struct qfile_writer *w);
 
+/* Commit into another queue of queue_dir instead (e.g. "hold"): the
+ * rename goes from the temp name straight there, so no scanner of the
+ * writer's own queue ever sees the file, and qfile_commit() syncs that
+ * queue.  Call before qfile_commit_prepare().  queue must be a plain
+ * lower-case name; -1 with why otherwise or after the commit. */
+int qfile_writer_set_queue(struct qfile_writer *w, const char *queue, struct strbuf *why);
 /* Finish the file: requires a sender and at least one recipient; writes
  * E, flushes, fdatasyncs, renames to incoming/<qid>.  Returns 0, or -1
  * with why (the temp file is then removed).  Not yet durable against power
