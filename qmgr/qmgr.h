@@ -24,6 +24,10 @@
 #include "strbuf.h"
 
 struct qmgr_dest;
+struct qmgr_part;
+
+/* The master.cf service that delivers |command and /file alias targets. */
+#define QMGR_PIPE_SERVICE "pipe"
 
 /* One recipient on its way to one destination. */
 struct qmgr_entry {
@@ -31,6 +35,13 @@ struct qmgr_entry {
     size_t index;               /* recipient index in the queue file */
     char *addr;                 /* final address (after rewriting) */
     struct qmgr_entry *next;    /* in the destination queue */
+    /* A |command or /file part of the recipient's alias expansion (pipe
+     * transport): the target, its rights, and the expansion it belongs
+     * to; the recipient is decided when all its parts have ended. */
+    char *target;               /* "|command" or "/path", or NULL */
+    long uid, gid;
+    struct qmgr_part *part;
+    size_t part_target;         /* index in the part's expansion */
 };
 
 /* A failed or deferred recipient waiting for the message's next step. */
@@ -94,6 +105,16 @@ int qmgr_mark(struct qmgr_message *msg, const size_t *indexes, size_t n, int sta
 #define QMGR_BOUNCE_LOG     1   /* log status=bounced */
 #define QMGR_BOUNCE_EXPIRED 2   /* log status=expired, returned to sender */
 void qmgr_bounce(struct qmgr_message *msg, const struct qmgr_outcome *b, size_t n, int how);
+
+/* A part entry (e->part set) ended with status DELIVER_SENT, _DEFER or
+ * _BOUNCE (logged by whoever decided it).  When the last part of the
+ * recipient ends, the recipient is decided: any deferral defers it whole
+ * (a retry repeats the parts that succeeded, as Postfix local(8) does);
+ * else failed parts get a DSN, addresses of the expansion are forwarded,
+ * and the recipient is marked done (or bounced if nothing succeeded).
+ * Must be called before the entry's qmgr_message_release. */
+void qmgr_part_done(struct qmgr_entry *e, int status, const char *dsn, const char *text,
+                    const char *relay);
 
 /* ---- qmgr_sched.c: destinations ----------------------------------- */
 

@@ -52,6 +52,11 @@ struct qmgr_delivery {
 
 void qmgr_entry_free(struct qmgr_entry *e)
 {
+    /* A part that ends without an outcome (none of the paths below
+     * should let one) leaves its recipient deferred, never decided. */
+    if (e->part != NULL)
+        qmgr_part_done(e, DELIVER_DEFER, "4.3.0", "delivery status unknown", "none");
+    free(e->target);
     free(e->addr);
     free(e);
     qmgr_entry_count--;
@@ -114,17 +119,23 @@ static void qmgr_outcomes_free(struct qmgr_outcome *o, size_t n)
 static void qmgr_delivery_fail(struct qmgr_delivery *dl, const char *dsn, const char *reason)
 {
     struct qmgr_outcome *o = xcalloc(dl->n, sizeof(*o));
+    size_t no = 0;
 
     for (size_t i = 0; i < dl->n; i++) {
         qmgr_log_rcpt(dl->msg, dl->e[i]->index, dl->e[i]->addr, "none", dsn, "deferred", reason);
-        o[i].index = dl->e[i]->index;
-        o[i].addr = xstrdup(dl->e[i]->addr);
-        o[i].dsn = xstrdup(dsn);
-        o[i].text = xstrdup(reason);
-        o[i].relay = xstrdup("none");
+        if (dl->e[i]->part != NULL) {
+            qmgr_part_done(dl->e[i], DELIVER_DEFER, dsn, reason, "none");
+            continue;
+        }
+        o[no].index = dl->e[i]->index;
+        o[no].addr = xstrdup(dl->e[i]->addr);
+        o[no].dsn = xstrdup(dsn);
+        o[no].text = xstrdup(reason);
+        o[no].relay = xstrdup("none");
+        no++;
     }
-    qmgr_apply_defers(dl->msg, o, dl->n);
-    qmgr_outcomes_free(o, dl->n);
+    qmgr_apply_defers(dl->msg, o, no);
+    qmgr_outcomes_free(o, no);
     qmgr_delivery_end(dl, false, false, reason);
 }
 
@@ -140,7 +151,8 @@ static void qmgr_success_dsn(struct qmgr_message *msg, const struct deliver_repl
 
     for (size_t i = 0; i < rep->nrcpt; i++) {
         const struct qfile_rcpt *r = &env->rcpts[e[i]->index];
-        if (rep->st[i].status != DELIVER_SENT || !(r->notify & QFILE_NOTIFY_SUCCESS))
+        if (rep->st[i].status != DELIVER_SENT || !(r->notify & QFILE_NOTIFY_SUCCESS)
+            || e[i]->target != NULL)
             continue;
         br[nb].addr = r->addr;
         br[nb].orcpt = r->orcpt;
@@ -196,6 +208,14 @@ static void qmgr_delivery_reply(struct qmgr_delivery *dl, const struct attr_list
     for (size_t i = 0; i < dl->n; i++) {
         struct qmgr_outcome *o;
 
+        if (dl->e[i]->part != NULL) {
+            /* One part of an expansion: decided with the others. */
+            qmgr_part_done(dl->e[i], rep.st[i].status, rep.st[i].dsn, rep.st[i].reply,
+                           rep.relay);
+            if (reason == NULL && rep.st[i].status == DELIVER_DEFER)
+                reason = "delivery to command or file deferred";
+            continue;
+        }
         if (rep.st[i].status == DELIVER_SENT) {
             sent[nsent++] = dl->e[i]->index;
             continue;
@@ -368,6 +388,9 @@ void qmgr_deliver_start(struct qmgr_dest *d, struct qmgr_entry **entries, size_t
         const struct qfile_rcpt *r = &env->rcpts[entries[i]->index];
         deliver_request_add_rcpt(&req, entries[i]->addr, (long)entries[i]->index, r->orcpt,
                                  r->notify);
+        if (entries[i]->target != NULL)
+            deliver_request_set_target(&req, i, entries[i]->target, entries[i]->uid,
+                                       entries[i]->gid);
     }
     deliver_request_format(&req, l);
     attr_format(l, dl->out);

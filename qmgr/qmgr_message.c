@@ -2,7 +2,9 @@
  * qmgr_message.c - a message in the active queue: load it, resolve each
  * recipient that is not done yet, queue the results to destinations,
  * and decide what qmgr decides itself (bounces from routing, alias
- * expansions into a new message, pipes).
+ * expansions into a new message).  An expansion with |command or /file
+ * targets becomes a "part group": one pipe-transport entry per target,
+ * the recipient decided when the last one ends (qmgr_part_done).
  *
  * Trust: the queue file was validated by qfile_open(); a file that fails
  * goes to corrupt/.  Addresses come from it and from lookup tables and
@@ -322,6 +324,134 @@ static int qmgr_fail_parts(struct qmgr_message *msg, size_t index,
     return rc;
 }
 
+/* ---- expansions with |command and /file parts ---------------------- */
+
+struct qmgr_part {
+    struct qmgr_message *msg;
+    size_t index;
+    size_t outstanding;         /* part entries not ended yet */
+    struct resolve_result res;  /* the expansion (owned) */
+    size_t agent_bounces;       /* parts the agent bounced (and logged) */
+    char *defer_dsn, *defer_text, *defer_relay;    /* first deferral */
+};
+
+static void qmgr_part_free(struct qmgr_part *p)
+{
+    resolve_result_clear(&p->res);
+    free(p->defer_dsn);
+    free(p->defer_text);
+    free(p->defer_relay);
+    free(p);
+}
+
+static void qmgr_part_outcome(struct qmgr_outcome *o, size_t index, const char *addr,
+                              const char *dsn, const char *text, const char *relay)
+{
+    o->index = index;
+    o->addr = xstrdup(addr);
+    o->dsn = xstrdup(dsn);
+    o->text = xstrdup(text);
+    o->relay = xstrdup(relay);
+}
+
+static void qmgr_part_outcome_free(struct qmgr_outcome *o)
+{
+    free(o->addr);
+    free(o->dsn);
+    free(o->text);
+    free(o->relay);
+}
+
+/* Every part has ended: decide the recipient. */
+static void qmgr_part_finish(struct qmgr_part *p)
+{
+    struct qmgr_message *msg = p->msg;
+    const char *addr = qfile_env(msg->qf)->rcpts[p->index].addr;
+    size_t ndeliver = 0, nok = 0, nfailed = 0;
+    const struct resolve_target *first_failed = NULL;
+    struct qmgr_outcome o;
+    struct strbuf *why = strbuf_new(64);
+    char qid[QID_BUFSIZE];
+
+    if (p->defer_dsn != NULL) {
+        qmgr_part_outcome(&o, p->index, addr, p->defer_dsn, p->defer_text, p->defer_relay);
+        if (qmgr_message_expired(msg))
+            qmgr_bounce(msg, &o, 1, QMGR_BOUNCE_EXPIRED);
+        else
+            qmgr_message_defer(msg, p->index, addr, o.dsn, o.text, o.relay);
+        qmgr_part_outcome_free(&o);
+        goto out;
+    }
+    for (size_t i = 0; i < p->res.n; i++) {
+        const struct resolve_target *t = &p->res.t[i];
+        if (t->kind == RESOLVE_DELIVER)
+            ndeliver++;
+        else if (t->kind == RESOLVE_DISCARD)
+            nok++;          /* delivered parts are turned into this */
+        else if (nfailed++ == 0)
+            first_failed = t;
+    }
+    if (ndeliver == 0 && nok == 0 && first_failed != NULL) {
+        /* Nothing reached anyone: the recipient itself bounces. */
+        qmgr_part_outcome(&o, p->index, addr, first_failed->dsn, first_failed->text, "none");
+        qmgr_bounce(msg, &o, 1, p->agent_bounces == nfailed ? QMGR_BOUNCE_LOGGED
+                                                            : QMGR_BOUNCE_LOG);
+        qmgr_part_outcome_free(&o);
+        goto out;
+    }
+    if (nfailed > 0 && qmgr_fail_parts(msg, p->index, &p->res) < 0) {
+        qmgr_message_defer(msg, p->index, addr, "4.3.0", "cannot queue the bounce message",
+                           "none");
+        goto out;
+    }
+    if (ndeliver > 0 && qmgr_forward(msg, p->index, &p->res, qid, why) < 0) {
+        log_warn("%s: cannot queue the expansion of <%s>: %s", msg->qid, addr, strbuf_str(why));
+        qmgr_message_defer(msg, p->index, addr, "4.3.0", "cannot queue alias expansion", "none");
+        goto out;
+    }
+    if (qmgr_mark(msg, &p->index, 1, QFILE_RCPT_SENT) < 0) {
+        qmgr_message_defer(msg, p->index, addr, "4.3.0", "cannot update queue file", "none");
+        goto out;
+    }
+    if (ndeliver > 0) {
+        strbuf_printf(why, "forwarded as %s", qid);
+        qmgr_log_rcpt(msg, p->index, addr, "none", "2.0.0", "sent", strbuf_str(why));
+        msg->forwarded = true;
+        qmgr_want_scan();
+    }
+out:
+    strbuf_free(&why);
+    qmgr_part_free(p);
+}
+
+void qmgr_part_done(struct qmgr_entry *e, int status, const char *dsn, const char *text,
+                    const char *relay)
+{
+    struct qmgr_part *p = e->part;
+    struct resolve_target *t;
+
+    if (p == NULL || e->part_target >= p->res.n || p->outstanding == 0)
+        log_panic("qmgr_part_done: entry is no part of an expansion");
+    e->part = NULL;
+    t = &p->res.t[e->part_target];
+    if (status == DELIVER_SENT) {
+        t->kind = RESOLVE_DISCARD;
+    } else if (status == DELIVER_BOUNCE) {
+        free(t->dsn);
+        free(t->text);
+        t->dsn = xstrdup(dsn);
+        t->text = xstrdup(text);
+        t->allowed = false;
+        p->agent_bounces++;
+    } else if (p->defer_dsn == NULL) {
+        p->defer_dsn = xstrdup(dsn);
+        p->defer_text = xstrdup(text);
+        p->defer_relay = xstrdup(relay != NULL ? relay : "none");
+    }
+    if (--p->outstanding == 0)
+        qmgr_part_finish(p);
+}
+
 /* ---- resolution --------------------------------------------------- */
 
 /* Queued entries of this message, by destination, before scheduling. */
@@ -330,22 +460,61 @@ struct qmgr_pending {
     struct qmgr_entry *e;
 };
 
-static void qmgr_entry_new(struct qmgr_message *msg, size_t index, const struct resolve_target *t,
-                           struct qmgr_pending **pend, size_t *npend)
+static char qmgr_pipe_name[] = QMGR_PIPE_SERVICE;
+
+static struct qmgr_entry *qmgr_entry_new(struct qmgr_message *msg, size_t index,
+                                         const struct resolve_target *t,
+                                         struct qmgr_pending **pend, size_t *npend)
 {
     struct qmgr_entry *e = xcalloc(1, sizeof(*e));
+    bool special = t->kind == RESOLVE_PIPE || t->kind == RESOLVE_FILE;
 
     e->msg = msg;
     e->index = index;
-    e->addr = xstrdup(t->addr);
+    /* A pipe part carries the recipient itself, so logs and DSNs name it. */
+    e->addr = xstrdup(special ? qfile_env(msg->qf)->rcpts[index].addr : t->addr);
     *pend = xreallocarray(*pend, *npend + 1, sizeof(**pend));
-    (*pend)[*npend].transport = t->transport;
-    (*pend)[*npend].nexthop = t->nexthop;
+    (*pend)[*npend].transport = special ? qmgr_pipe_name : t->transport;
+    (*pend)[*npend].nexthop = special ? qmgr_pipe_name : t->nexthop;
     (*pend)[*npend].e = e;
     (*npend)++;
     msg->pending++;
     msg->nentries++;
     qmgr_entry_count++;
+    return e;
+}
+
+/* The expansion in res holds allowed |command or /file targets: one
+ * pipe entry each, grouped; res is taken over (left empty). */
+static void qmgr_part_start(struct qmgr_message *msg, size_t index, struct resolve_result *res,
+                            struct qmgr_pending **pend, size_t *npend)
+{
+    struct qmgr_part *p = xcalloc(1, sizeof(*p));
+
+    p->msg = msg;
+    p->index = index;
+    p->res = *res;
+    memset(res, 0, sizeof(*res));
+    for (size_t i = 0; i < p->res.n; i++) {
+        const struct resolve_target *t = &p->res.t[i];
+        struct qmgr_entry *e;
+
+        if ((t->kind != RESOLVE_PIPE && t->kind != RESOLVE_FILE) || !t->allowed)
+            continue;
+        e = qmgr_entry_new(msg, index, t, pend, npend);
+        if (t->kind == RESOLVE_PIPE) {
+            e->target = xmalloc(strlen(t->addr) + 2);
+            e->target[0] = '|';
+            strcpy(e->target + 1, t->addr);
+        } else {
+            e->target = xstrdup(t->addr);
+        }
+        e->uid = (long)t->owner_uid;
+        e->gid = (long)t->owner_gid;
+        e->part = p;
+        e->part_target = i;
+        p->outstanding++;
+    }
 }
 
 static int qmgr_pending_cmp(const void *a, const void *b)
@@ -388,16 +557,9 @@ static void qmgr_resolve_rcpt(struct qmgr_message *msg, size_t index, struct res
             nspecial_ok++;
     }
     if (nspecial_ok > 0) {
-        /* The pipe and file transports do not exist yet: the recipient
-         * waits, whole, rather than being half delivered. */
-        for (size_t i = 0; i < res->n; i++)
-            if (res->t[i].kind == RESOLVE_PIPE || res->t[i].kind == RESOLVE_FILE) {
-                log_warn("%s: %s for <%s> (\"%s\"): deferred", msg->qid, res->t[i].text, addr,
-                         res->t[i].addr);
-                qmgr_log_rcpt(msg, index, addr, "none", "4.3.0", "deferred", res->t[i].text);
-                qmgr_message_defer(msg, index, addr, "4.3.0", res->t[i].text, "none");
-                goto out;
-            }
+        /* The whole expansion waits for its |command and /file parts. */
+        qmgr_part_start(msg, index, res, pend, npend);
+        goto out;
     }
     if (res->n == 1 && res->t[0].kind == RESOLVE_DELIVER) {
         qmgr_entry_new(msg, index, &res->t[0], pend, npend);

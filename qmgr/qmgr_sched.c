@@ -135,7 +135,10 @@ static void qmgr_defer_dead(struct qmgr_dest *d, struct qmgr_entry *e)
     strbuf_printf(text, "delivery temporarily suspended: %s",
                   d->dead_reason != NULL ? d->dead_reason : "destination unreachable");
     qmgr_log_rcpt(msg, e->index, e->addr, "none", "4.4.1", "deferred", strbuf_str(text));
-    qmgr_message_defer(msg, e->index, e->addr, "4.4.1", strbuf_str(text), "none");
+    if (e->part != NULL)
+        qmgr_part_done(e, DELIVER_DEFER, "4.4.1", strbuf_str(text), "none");
+    else
+        qmgr_message_defer(msg, e->index, e->addr, "4.4.1", strbuf_str(text), "none");
     qmgr_entry_free(e);
     strbuf_free(&text);
     qmgr_message_release(msg);

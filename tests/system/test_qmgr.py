@@ -381,17 +381,48 @@ def test_aliases_and_virtual_aliases(instance):
         close_agents(agents)
 
 
-def test_pipe_allowed_is_deferred_honestly(instance):
-    aliases = instance.write_file("etc/aliases", "prog \"|/bin/cat\"\n")
+def test_pipe_targets_go_to_the_pipe_transport(instance):
+    aliases = instance.write_file("etc/aliases",
+                                  "prog \"|/bin/cat -u\"\n"
+                                  "deferprog \"|/bin/false\"\n"
+                                  "bounceprog /var/tmp/x.mbox\n"
+                                  "mixed alice, \"|/bin/true\"\n")
     agents = qmgr_instance(instance, {"alias_maps": "texthash:" + aliases,
-                                      "allow_mail_to_commands": "alias"})
+                                      "allow_mail_to_commands": "alias",
+                                      "allow_mail_to_files": "alias"})
+    agents["pipe"] = FakeAgent(instance, "pipe")
+    if fh.is_root():
+        # A root-owned alias file: the default_privs user's rights.
+        pw = pwd.getpwnam("nobody")
+    else:
+        pw = pwd.getpwuid(os.getuid())
     try:
-        qid = queue_msg(instance, "s@example.org", ["prog@localhost"])
+        q1 = queue_msg(instance, "s@example.org", ["prog@localhost"])
+        q2 = queue_msg(instance, "s@example.org", ["deferprog@localhost"])
+        q3 = queue_msg(instance, "s@example.org", ["bounceprog@localhost"])
+        q4 = queue_msg(instance, "s@example.org", ["mixed@localhost"])
         trigger(instance)
-        instance.wait_for_log(r"%s: to=<prog@localhost>, relay=none, .*status=deferred "
-                              r"\(mail to command: pipe transport not available\)" % qid)
-        fh.wait_until(lambda: qid in qp.list_queue(instance.queue, "deferred"), 10,
-                      "the message in deferred/")
+        instance.wait_for_log(r"%s: removed" % q1)
+        reqs = {r["qid"]: r for r in agents["pipe"].requests}
+        # One request per target, naming the alias (DSNs and logs say it).
+        assert reqs[q1]["transport"] == "pipe"
+        assert reqs[q1]["rcpt_0"] == "prog@localhost"
+        assert reqs[q1]["rcpt_0_target"] == "|/bin/cat -u"
+        assert reqs[q1]["rcpt_0_uid"] == pw.pw_uid and reqs[q1]["rcpt_0_uid"] != 0
+        assert reqs[q1]["rcpt_0_gid"] == pw.pw_gid
+        # The agent deferred the command: the recipient waits, whole.
+        fh.wait_until(lambda: q2 in qp.list_queue(instance.queue, "deferred"), 10,
+                      "the deferred pipe message in deferred/")
+        # The agent bounced the file delivery: a DSN, the message is gone.
+        instance.wait_for_log(r"%s: removed" % q3)
+        assert reqs[q3]["rcpt_0_target"] == "/var/tmp/x.mbox"
+        instance.wait_for_log(r"%s: sender non-delivery notification" % q3)
+        # Mixed: the command ran from this message, the address is forwarded.
+        m = instance.wait_for_log(r"%s: to=<mixed@localhost>, .*forwarded as (\w+)" % q4)
+        instance.wait_for_log(r"%s: removed" % m.group(1))
+        assert reqs[q4]["rcpt_0_target"] == "|/bin/true"
+        assert "alice@localhost" in agents["local"].rcpts_seen()
+        assert all("rcpt_0_target" not in r for r in agents["local"].requests)
     finally:
         close_agents(agents)
 
