@@ -95,3 +95,28 @@ int privs_drop(const char *user, const char *chroot_dir)
         log_fatal("privilege drop to %s: supplementary groups remain", user);
     return 0;
 }
+
+int privs_switch_user(uid_t uid, gid_t gid, struct strbuf *why)
+{
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+
+    if (uid == 0) {
+        strbuf_set(why, "refusing to switch to uid 0");
+        return -1;
+    }
+    if (!privs_is_root())
+        return 0;
+    if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0
+        || setresuid(uid, uid, uid) < 0) {
+        strbuf_printf(why, "cannot switch to uid %ld gid %ld: %m", (long)uid, (long)gid);
+        return -1;
+    }
+    if (getresuid(&ruid, &euid, &suid) < 0 || ruid != uid || euid != uid || suid != uid
+        || getresgid(&rgid, &egid, &sgid) < 0 || rgid != gid || egid != gid || sgid != gid
+        || setuid(0) == 0 || seteuid(0) == 0) {
+        strbuf_printf(why, "switch to uid %ld gid %ld did not hold", (long)uid, (long)gid);
+        return -1;
+    }
+    return 0;
+}

@@ -29,6 +29,14 @@ int privs_user_lookup(const char *user, uid_t *uid_r, gid_t *gid_r, struct strbu
  * root).  Not root: no-op, returns 0.  Refuses to "drop" to uid 0. */
 int privs_drop(const char *user, const char *chroot_dir);
 
+/* As root, in a child about to deliver for a user (the pipe agent): set
+ * the groups to gid alone, then gid and uid (real, effective, saved), and
+ * check that root cannot be regained.  Returns 0, or -1 with why (the
+ * caller must not go on: it exits).  uid 0 is refused.  Not root: does
+ * nothing and returns 0 (local mode: everything runs as the invoking
+ * user, as privs_drop). */
+int privs_switch_user(uid_t uid, gid_t gid, struct strbuf *why);
+
 /* True when the process runs with root privileges (effective uid 0). */
 bool privs_is_root(void);
 
