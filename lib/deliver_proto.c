@@ -10,10 +10,15 @@
  * a log line.  Building a message from our own data panics on a bad value
  * (a bug in the caller).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "deliver_proto.h"
 #include "log.h"
@@ -196,6 +201,8 @@ void deliver_request_format(const struct deliver_request *req, struct attr_list 
     attr_add_long(out, "arrival_us", req->arrival_us);
     attr_add_long(out, "active_us", req->active_us);
     attr_add_long(out, "nrcpt", (long)req->nrcpt);
+    if (req->mark_sent)
+        attr_add_long(out, "mark_sent", 1);
     for (size_t i = 0; i < req->nrcpt; i++) {
         snprintf(name, sizeof(name), "rcpt_%zu", i);
         attr_add_str(out, name, req->rcpts[i].addr);
@@ -255,7 +262,7 @@ int deliver_request_parse(const struct attr_list *l, struct deliver_request *req
                           struct strbuf *why)
 {
     const char *path, *qid, *nexthop, *transport, *sender;
-    long arrival, active, nrcpt;
+    long arrival, active, nrcpt, mark_sent = 0;
     size_t ntarget = 0;
     char name[48];
 
@@ -282,6 +289,8 @@ int deliver_request_parse(const struct attr_list *l, struct deliver_request *req
         || deliver_get_long(l, "active_us", 0, LONG_MAX, &active, why) < 0
         || deliver_get_long(l, "nrcpt", 1, DELIVER_RCPT_MAX, &nrcpt, why) < 0)
         return -1;
+    if (attr_has(l, "mark_sent") && deliver_get_long(l, "mark_sent", 0, 1, &mark_sent, why) < 0)
+        return -1;
     req->path = xstrdup(path);
     req->qid = xstrdup(qid);
     req->nexthop = xstrdup(nexthop);
@@ -289,6 +298,7 @@ int deliver_request_parse(const struct attr_list *l, struct deliver_request *req
     req->sender = xstrdup(sender);
     req->arrival_us = arrival;
     req->active_us = active;
+    req->mark_sent = mark_sent != 0;
     for (long i = 0; i < nrcpt; i++) {
         const char *addr, *orcpt;
         long index, notify;
@@ -329,7 +339,7 @@ int deliver_request_parse(const struct attr_list *l, struct deliver_request *req
     }
     /* Every expected name was found; the count rules out any other (a
      * stray rcpt_<i>_uid without its target included). */
-    if (attr_count(l) != 8 + 4 * (size_t)nrcpt + 3 * ntarget) {
+    if (attr_count(l) != 8 + 4 * (size_t)nrcpt + 3 * ntarget + attr_has(l, "mark_sent")) {
         strbuf_printf(why, "%zu attributes for %ld recipients", attr_count(l), nrcpt);
         goto fail;
     }
@@ -460,4 +470,47 @@ int deliver_reply_parse(const struct attr_list *l, size_t expect_nrcpt,
 fail:
     deliver_reply_clear(rep);
     return -1;
+}
+
+/* ---- the queue file lock ---------------------------------------- */
+
+#define DELIVER_LOCK_TRIES  100
+#define DELIVER_LOCK_WAIT_NS 10000000L  /* 10 ms between tries */
+
+int deliver_lock_queue_file(const char *path, struct strbuf *why)
+{
+    struct timespec pause = { 0, DELIVER_LOCK_WAIT_NS };
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0) {
+        strbuf_printf(why, "open %s: %m", path);
+        return -1;
+    }
+    /* qmgr holds its exclusive lock only for the instant of its check. */
+    for (int i = 0; i < DELIVER_LOCK_TRIES; i++) {
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    strbuf_printf(why, "lock %s: %m", path);
+    close(fd);
+    return -1;
+}
+
+int deliver_queue_file_busy(const char *path, struct strbuf *why)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int busy;
+
+    if (fd < 0) {
+        int err = errno;
+        strbuf_printf(why, "open %s: %m", path);
+        errno = err;
+        return -1;
+    }
+    busy = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(fd);      /* releases the lock if we got it */
+    return busy;
 }

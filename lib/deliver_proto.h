@@ -8,7 +8,8 @@
  *   qmgr -> agent   request:
  *     S path          "active/<qid>", relative to queue_directory; the
  *                     agent opens the queue file itself (qfile_open,
- *                     read-only) for the content, RET, ENVID and flags
+ *                     read-only; read-write with mark_sent) for the content, RET,
+ *                     ENVID and flags
  *     S qid           the queue ID (qid_valid; path ends in it)
  *     S nexthop       "[host]:port", "[host]", "host", "host:port",
  *                     "unix:/path" or "unix:private/lmtp" (a relative
@@ -30,6 +31,16 @@
  *     S rcpt_<i>_target   "|command" or "/absolute/path", 1..DELIVER_TARGET_MAX
  *     L rcpt_<i>_uid      the rights to deliver with: 1..DELIVER_ID_MAX,
  *     L rcpt_<i>_gid      never 0 for the uid (0..DELIVER_ID_MAX for the gid)
+ *     optional:
+ *     L mark_sent     1: the agent writes the done mark (QFILE_RCPT_SENT) of
+ *                     each recipient it delivers into the queue file itself,
+ *                     right after the reply that delivered it (pwrite, no
+ *                     sync: qmgr's mark and sync follow), so that a kill of
+ *                     the agent or of qmgr after that reply never delivers
+ *                     the recipient again.  qmgr sends it only when every
+ *                     rcpt_<i>_index of the request is the whole of that
+ *                     queue file recipient (not one part of an expansion)
+ *                     and no other request holds it.  Absent means 0.
  *
  *   agent -> qmgr   reply:
  *     S relay         "mx.example.org[192.0.2.1]:25", "none" when no
@@ -53,6 +64,13 @@
  * read, qmgr treats every recipient of the request as deferred (the agent
  * may have delivered some: lmtpd's keyed delivery makes the retry
  * harmless on facteur's own LMTP path).
+ *
+ * Lock: while it works on a request the agent holds a shared flock(2) on
+ * the queue file (deliver_lock_queue_file).  qmgr, before it loads a file
+ * into the active queue, checks that no agent holds one
+ * (deliver_queue_file_busy): an agent of a qmgr that was killed, or one
+ * qmgr stopped waiting for, may still be delivering it, and loading the
+ * file then would deliver those recipients a second time.
  *
  * Trust: both sides check the other strictly (deliver_request_parse,
  * deliver_reply_parse): missing, extra or mistyped attributes, a count out
@@ -101,6 +119,7 @@ struct deliver_request {
     long active_us;
     struct deliver_rcpt *rcpts;
     size_t nrcpt;
+    bool mark_sent;         /* the agent marks delivered recipients done */
 };
 
 struct deliver_status {
@@ -175,5 +194,16 @@ const char *deliver_status_name(int status);
  * ten seconds, whole seconds above, "0" for less than 0.01). */
 void deliver_format_delays(struct strbuf *out, long arrival_us, long active_us, long start_us,
                            long conn_us, long now_us);
+
+/* ---- the queue file lock ---------------------------------------- */
+
+/* Agent side: open path (relative to the queue directory) read-only and
+ * take a shared flock on it, trying a few times for about a second while
+ * qmgr's check holds it exclusively.  Returns the descriptor (closing it
+ * releases the lock), or -1 with why. */
+int deliver_lock_queue_file(const char *path, struct strbuf *why);
+/* qmgr side: 1 if a delivery agent holds its lock on path, 0 if not, -1
+ * with why (and errno, ENOENT for a file gone) when it cannot be opened. */
+int deliver_queue_file_busy(const char *path, struct strbuf *why);
 
 #endif

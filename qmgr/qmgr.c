@@ -11,7 +11,11 @@
  *
  * At start every file left in active/ (a previous qmgr died) is loaded
  * again: done recipients are marked in the files, so nothing is
- * delivered twice.  A file moves incoming/ -> active/ by rename, and the
+ * delivered twice.  A file a delivery agent still holds its lock on (the
+ * agent outlived the qmgr that sent it the request, or qmgr gave up
+ * waiting for it) is loaded only once the agent is done with it, checked
+ * every QMGR_BUSY_RETRY_MS: loaded at once, the recipients that agent is
+ * delivering would go out twice.  A file moves incoming/ -> active/ by rename, and the
  * rename is made durable by one sync of active/ per scan, before any
  * delivery of the files it moved.  The active queue is bounded by
  * qmgr_message_active_limit messages and qmgr_message_recipient_limit
@@ -26,6 +30,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "deliver_proto.h"
 #include "events.h"
 #include "fileops.h"
 #include "log.h"
@@ -37,6 +42,7 @@
 #include "server.h"
 
 #define QMGR_SCAN_BATCH 1000    /* files moved per scan pass before yielding */
+#define QMGR_BUSY_RETRY_MS 200  /* check again for files an agent has locked */
 
 struct resolve *qmgr_resolve;
 size_t qmgr_active_count;
@@ -46,6 +52,9 @@ static bool qmgr_scan_incoming_wanted;
 static bool qmgr_scan_deferred_wanted;
 static bool qmgr_scan_deferred_all;
 static struct timer *qmgr_deferred_timer;
+static char **qmgr_busy;                /* queue IDs in active/ an agent has locked */
+static size_t qmgr_nbusy;
+static struct timer *qmgr_busy_timer;
 
 long qmgr_now_us(void)
 {
@@ -111,6 +120,48 @@ static void qmgr_free_list(char **ids, size_t n)
     free(ids);
 }
 
+static void qmgr_busy_tick(void *ctx);
+
+/* Load active/<qid>, or put it off while a delivery agent holds its
+ * lock (logged the first time only). */
+static void qmgr_load_when_free(const char *qid, bool first)
+{
+    struct strbuf *why = strbuf_new(64);
+    char path[QID_BUFSIZE + 16];
+    int busy;
+
+    snprintf(path, sizeof(path), "active/%s", qid);
+    busy = deliver_queue_file_busy(path, why);
+    if (busy == 1) {
+        if (first)
+            log_info("%s: a delivery agent is still working on it: loaded when it is done",
+                     qid);
+        qmgr_busy = xreallocarray(qmgr_busy, qmgr_nbusy + 1, sizeof(char *));
+        qmgr_busy[qmgr_nbusy++] = xstrdup(qid);
+        if (qmgr_busy_timer == NULL)
+            qmgr_busy_timer = timer_add(QMGR_BUSY_RETRY_MS, qmgr_busy_tick, NULL);
+    } else if (busy == 0) {
+        qmgr_message_load(qid);
+    } else if (errno != ENOENT) {       /* ENOENT: taken away by facteur-super */
+        log_warn("%s", strbuf_str(why));
+    }
+    strbuf_free(&why);
+}
+
+static void qmgr_busy_tick(void *ctx)
+{
+    char **ids = qmgr_busy;
+    size_t n = qmgr_nbusy;
+
+    (void)ctx;
+    qmgr_busy_timer = NULL;
+    qmgr_busy = NULL;
+    qmgr_nbusy = 0;
+    for (size_t i = 0; i < n; i++)
+        qmgr_load_when_free(ids[i], false);
+    qmgr_free_list(ids, n);
+}
+
 /*
  * Move due files from queue to active/ (while there is room), sync
  * active/ once, then load them.  Returns the number moved; *more_r says
@@ -154,7 +205,7 @@ static size_t qmgr_scan(const char *queue, bool due_only, bool *more_r)
     if (nmoved > 0 && fileops_fsync_dir("active", why) < 0)
         log_warn("%s", strbuf_str(why));
     for (size_t i = 0; i < nmoved; i++)
-        qmgr_message_load(moved[i]);
+        qmgr_load_when_free(moved[i], true);
     free(moved);
     qmgr_free_list(ids, n);
     strbuf_free(&why);
@@ -264,7 +315,7 @@ static void qmgr_post_jail(void)
     if (n > 0)
         log_info("recovering %zu message%s left in the active queue", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < n; i++)
-        qmgr_message_load(ids[i]);
+        qmgr_load_when_free(ids[i], true);
     qmgr_free_list(ids, n);
     qmgr_scan_incoming_wanted = true;
     qmgr_scan_deferred_wanted = true;

@@ -384,8 +384,17 @@ void qmgr_deliver_start(struct qmgr_dest *d, struct qmgr_entry **entries, size_t
     req.sender = xstrdup(dl->msg->sender);
     req.arrival_us = dl->msg->arrival_us;
     req.active_us = dl->msg->active_us;
+    /* The agent writes each done mark the moment the recipient is
+     * delivered (our mark and sync follow from the reply): a kill of the
+     * agent or of qmgr between the remote 250 and our mark must not send
+     * it again.  Only sound when each entry is the whole of its queue
+     * file recipient: the |command and /file parts of an expansion share
+     * one, decided when all of them have ended. */
+    req.mark_sent = true;
     for (size_t i = 0; i < n; i++) {
         const struct qfile_rcpt *r = &env->rcpts[entries[i]->index];
+        if (entries[i]->part != NULL)
+            req.mark_sent = false;
         deliver_request_add_rcpt(&req, entries[i]->addr, (long)entries[i]->index, r->orcpt,
                                  r->notify);
         if (entries[i]->target != NULL)

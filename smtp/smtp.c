@@ -8,8 +8,13 @@
  * another name), or when the next hop is "unix:path" or "inet:host:port"
  * (local_transport = local:unix:private/lmtp reaches lmtpd through the
  * "local" smtp service); smtp_dest_parse decides.  For a request
- * this file opens the queue file read-only (qmgr keeps ownership and
- * marks recipients done from our reply), resolves the next hop
+ * this file takes the shared lock on the queue file that tells a
+ * restarted qmgr the file is still being delivered (and drops the
+ * request if the qmgr that sent it has died meanwhile), opens it (read-write
+ * when qmgr asks us to write the done mark of each recipient the moment
+ * its 250 arrives: the window in which a kill of this process or of qmgr
+ * makes the recipient go out twice shrinks to that instant; qmgr still
+ * marks and syncs from our reply), resolves the next hop
  * (smtp_connect.c), tries hosts in order while recipients remain open
  * (connection failures and 4xx replies move on to the next MX, up to
  * smtp_mx_session_limit sessions), then logs one Postfix line per
@@ -17,11 +22,13 @@
  * deliver_request_parse; a malformed one is logged and the connection
  * dropped (qmgr then defers everything it asked for).
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "attr.h"
 #include "conf.h"
@@ -57,6 +64,13 @@ void smtp_rcpt_set(struct smtp_delivery *d, size_t i, bool final, int status, co
 
     r->final = final;
     r->status = status;
+    if (final && status == DELIVER_SENT && d->req.mark_sent && d->qf != NULL) {
+        struct strbuf *why = strbuf_new(64);
+        if (qfile_rcpt_set(d->qf, (size_t)d->req.rcpts[i].index, QFILE_RCPT_SENT, why) < 0)
+            log_warn("%s: cannot mark <%s> done: %s", d->req.qid, d->req.rcpts[i].addr,
+                     strbuf_str(why));
+        strbuf_free(&why);
+    }
     /* The enhanced code must be valid and of the outcome's class
      * (deliver_reply_parse checks it): a 5.x.x reply that only defers
      * becomes 4.x.x. */
@@ -133,19 +147,46 @@ again:;
     strbuf_free(&why);
 }
 
-static void deliver(struct smtp_delivery *d)
+/* True when qmgr has closed its end: it died after sending the request. */
+static bool smtp_qmgr_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
+/* Returns false when the request is dropped undelivered (qmgr is gone). */
+static bool deliver(struct smtp_delivery *d, int qmgr_fd)
 {
     struct strbuf *why = strbuf_new(128);
     struct smtp_dest dest;
     enum smtp_tls_level level;
     bool corrupt = false;
 
-    d->qf = qfile_open(d->req.path, 0, &corrupt, why);
+    d->lock_fd = deliver_lock_queue_file(d->req.path, why);
+    if (d->lock_fd < 0) {
+        log_warn("%s: %s", d->req.qid, strbuf_str(why));
+        smtp_rcpt_set_open(d, true, DELIVER_DEFER, "4.3.0", "queue file read error");
+        strbuf_free(&why);
+        return true;
+    }
+    /* A qmgr started after the one that sent this request loads the file
+     * unless our lock is on it: if it checked before we took the lock,
+     * its predecessor is dead, and the request is its to make again. */
+    if (smtp_qmgr_gone(qmgr_fd)) {
+        log_info("%s: qmgr went away before the delivery started: request dropped",
+                 d->req.qid);
+        strbuf_free(&why);
+        return false;
+    }
+    d->qf = qfile_open(d->req.path, d->req.mark_sent ? QFILE_OPEN_RDWR : 0, &corrupt, why);
     if (d->qf == NULL) {
         log_warn("%s: cannot open queue file %s: %s", d->req.qid, d->req.path, strbuf_str(why));
         smtp_rcpt_set_open(d, true, DELIVER_DEFER, "4.3.0", "queue file read error");
         strbuf_free(&why);
-        return;
+        return true;
     }
     d->env = qfile_env(d->qf);
     if (strcmp(qfile_qid(d->qf), d->req.qid) != 0) {
@@ -153,7 +194,7 @@ static void deliver(struct smtp_delivery *d)
                  d->req.path, qfile_qid(d->qf));
         smtp_rcpt_set_open(d, true, DELIVER_DEFER, "4.3.0", "queue file mismatch");
         strbuf_free(&why);
-        return;
+        return true;
     }
     if (smtp_dest_parse(d->req.nexthop, smtp_g.lmtp, &dest, why) < 0) {
         log_warn("%s: %s", d->req.qid, strbuf_str(why));
@@ -166,6 +207,7 @@ static void deliver(struct smtp_delivery *d)
     }
     smtp_dest_free(&dest);
     strbuf_free(&why);
+    return true;
 }
 
 /* One Postfix line per recipient, and the reply to qmgr. */
@@ -203,6 +245,7 @@ static void smtp_service(struct stream *client)
     int r;
 
     memset(&d, 0, sizeof(d));
+    d.lock_fd = -1;
     deliver_request_init(&d.req);
     stream_set_timeout(client, (int)var_qmgr_ipc_timeout * 1000);
     r = attr_read(client, l, NULL, &deliver_limits, why);
@@ -221,17 +264,21 @@ static void smtp_service(struct stream *client)
         d.rs[i].text = strbuf_new(64);
         smtp_rcpt_set(&d, i, false, DELIVER_DEFER, "4.3.0", "delivery status unknown");
     }
-    deliver(&d);
-    finish(&d, &rep);
-    deliver_reply_format(&rep, l);
-    if (attr_write(client, l) < 0)
-        log_warn("%s: cannot send the delivery reply to qmgr: %s", d.req.qid,
-                 stream_strerror(client));
-    deliver_reply_clear(&rep);
+    if (deliver(&d, stream_fd(client))) {
+        finish(&d, &rep);
+        deliver_reply_format(&rep, l);
+        if (attr_write(client, l) < 0)
+            log_warn("%s: cannot send the delivery reply to qmgr: %s", d.req.qid,
+                     stream_strerror(client));
+        deliver_reply_clear(&rep);
+    }
     for (size_t i = 0; i < d.req.nrcpt; i++)
         strbuf_free(&d.rs[i].text);
     free(d.rs);
     qfile_close(&d.qf);
+    /* Released only now: our marks are in the file and qmgr has the reply. */
+    if (d.lock_fd >= 0)
+        close(d.lock_fd);
     free(d.relay);
 out:
     deliver_request_clear(&d.req);

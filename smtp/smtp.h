@@ -68,7 +68,8 @@ struct smtp_rcpt_state {
 
 struct smtp_delivery {
     struct deliver_request req;
-    struct qfile *qf;
+    struct qfile *qf;           /* read-write when req.mark_sent */
+    int lock_fd;                /* shared lock on the queue file, or -1 */
     const struct qfile_env *env;
     struct smtp_rcpt_state *rs;
     long start_us;              /* request received */
@@ -80,7 +81,9 @@ struct smtp_delivery {
 };
 
 /* Record an outcome for recipient i.  final false keeps it open for the
- * next host (a 4xx).  text is copied. */
+ * next host (a 4xx).  text is copied.  A final DELIVER_SENT is also
+ * marked done in the queue file at once when qmgr asked for it
+ * (req.mark_sent), so no kill after this point delivers it again. */
 void smtp_rcpt_set(struct smtp_delivery *d, size_t i, bool final, int status, const char *dsn,
                    const char *text);
 /* Give every recipient still open this outcome (final or not). */

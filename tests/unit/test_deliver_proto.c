@@ -4,13 +4,20 @@
  * Round trips of requests and replies through attr_format/attr_parse, a
  * table of malformed requests and replies (missing, extra, mistyped,
  * out-of-range, control characters, wrong counts), status code syntax,
- * and Postfix's delay formatting.
+ * Postfix's delay formatting, the optional mark_sent request attribute
+ * and the queue file lock between agents and qmgr.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -252,6 +259,91 @@ static void test_request_target(void **state)
     strbuf_free(&why);
 }
 
+/* mark_sent: optional, 0 or 1, absent means 0, counted in the total. */
+static const struct req_case mark_cases[] = {
+    { "mark 2", E_LONG, "mark_sent", NULL, 2, "out of range" },
+    { "mark negative", E_LONG, "mark_sent", NULL, -1, "out of range" },
+    { "mark as string", E_STR, "mark_sent", "1", 0, "non-numeric" },
+};
+
+static void test_request_mark_sent(void **state)
+{
+    struct deliver_request in, out;
+    struct attr_list *good = attr_new(), *bad = attr_new();
+    struct strbuf *why = strbuf_new(64);
+
+    (void)state;
+    fill_request(&in, 2);
+    assert_int_equal(reparse_request(&in, &out, why), 0);
+    assert_false(out.mark_sent);
+    deliver_request_clear(&out);
+    in.mark_sent = true;
+    assert_int_equal(reparse_request(&in, &out, why), 0);
+    assert_true(out.mark_sent);
+    assert_int_equal(out.nrcpt, 2);
+    deliver_request_clear(&out);
+    deliver_request_format(&in, good);
+    assert_true(attr_has(good, "mark_sent"));
+    for (size_t i = 0; i < sizeof(mark_cases) / sizeof(mark_cases[0]); i++) {
+        const struct req_case *c = &mark_cases[i];
+
+        edit_list(good, c, bad);
+        strbuf_reset(why);
+        if (deliver_request_parse(bad, &out, why) != -1)
+            fail_msg("case \"%s\" accepted", c->name);
+        if (strstr(strbuf_str(why), c->why) == NULL)
+            fail_msg("case \"%s\": reason \"%s\" lacks \"%s\"", c->name, strbuf_str(why), c->why);
+        assert_false(out.mark_sent);
+    }
+    /* mark_sent 0 given explicitly is accepted; a second extra is not. */
+    edit_list(good, &(struct req_case){ "mark 0", E_LONG, "mark_sent", NULL, 0, "" }, bad);
+    assert_int_equal(deliver_request_parse(bad, &out, why), 0);
+    assert_false(out.mark_sent);
+    attr_add_str(bad, "bogus", "x");
+    assert_int_equal(deliver_request_parse(bad, &out, why), -1);
+    deliver_request_clear(&in);
+    deliver_request_clear(&out);
+    attr_free(&good);
+    attr_free(&bad);
+    strbuf_free(&why);
+}
+
+/* The queue file lock: agents share it, qmgr's check sees it. */
+static void test_queue_file_lock(void **state)
+{
+    char path[] = "/tmp/test_deliver_lock.XXXXXX";
+    struct strbuf *why = strbuf_new(64);
+    int fd = mkstemp(path), a, b, ex;
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(deliver_queue_file_busy(path, why), 0);
+    a = deliver_lock_queue_file(path, why);
+    assert_true(a >= 0);
+    assert_int_equal(deliver_queue_file_busy(path, why), 1);
+    b = deliver_lock_queue_file(path, why);     /* two agents, one message */
+    assert_true(b >= 0);
+    close(a);
+    assert_int_equal(deliver_queue_file_busy(path, why), 1);
+    close(b);
+    assert_int_equal(deliver_queue_file_busy(path, why), 0);
+    /* Held exclusively for longer than the agent waits: the agent gives up. */
+    ex = open(path, O_RDONLY);
+    assert_true(ex >= 0);
+    assert_int_equal(flock(ex, LOCK_EX), 0);
+    strbuf_reset(why);
+    assert_int_equal(deliver_lock_queue_file(path, why), -1);
+    assert_non_null(strstr(strbuf_str(why), "lock "));
+    close(ex);
+    unlink(path);
+    strbuf_reset(why);
+    assert_int_equal(deliver_queue_file_busy(path, why), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(deliver_lock_queue_file(path, why), -1);
+    strbuf_free(&why);
+}
+
 static void test_reply_round_trip(void **state)
 {
     struct deliver_reply rep, back;
@@ -399,6 +491,8 @@ int main(void)
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_request_malformed),
         cmocka_unit_test(test_request_target),
+        cmocka_unit_test(test_request_mark_sent),
+        cmocka_unit_test(test_queue_file_lock),
         cmocka_unit_test(test_reply_round_trip),
         cmocka_unit_test(test_reply_malformed),
         cmocka_unit_test(test_dsn_valid),
