@@ -77,13 +77,14 @@ $(addprefix $(O)/fuzz/,$(FUZZ)): $(O)/fuzz/%: $(O)/tests/fuzz/%.o $(O)/tests/fuz
 
 # main.cf(5) is generated from the one parameter table.
 man/main.cf.5: man/main.cf.5.in lib/params.def $(BIN)/facteur-conf
-	$(BIN)/facteur-conf -m < man/main.cf.5.in > $@.tmp && mv $@.tmp $@
+	$(BIN)/facteur-conf -m < man/main.cf.5.in > $@.$$$$.tmp && mv $@.$$$$.tmp $@
 
 # libFuzzer builds (clang), for long fuzzing sessions by hand.
+FUZZ_OUT ?= $(O)-fuzz
 fuzz: $(LIB_SRC)
-	@mkdir -p build-fuzz
+	@mkdir -p $(FUZZ_OUT)
 	for f in $(FUZZ); do clang -std=gnu11 -D_GNU_SOURCE -Ilib -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -o build-fuzz/$$f tests/fuzz/$$f.c $(LIB_SRC) $(LIBS) || exit 1; done
+	  -o $(FUZZ_OUT)/$$f tests/fuzz/$$f.c $(LIB_SRC) $(LIBS) || exit 1; done
 
 # Missing build dependencies: install them as root, or say the one line to run.
 deps:
