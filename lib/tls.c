@@ -328,6 +328,12 @@ struct tls_ctx *tls_client_ctx_new(const struct tls_client_opts *opts, struct st
     }
     /* Verification result is read after the handshake; the level decides. */
     SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_NONE, NULL);
+    /* Lets any session of this context be armed with TLSA records. */
+    if (SSL_CTX_dane_enable(ctx->ssl) <= 0) {
+        tls_why_openssl(why, "cannot enable DANE");
+        tls_ctx_free(&ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -620,9 +626,43 @@ static int tls_bio_attach(SSL *ssl, int fd)
     return 0;
 }
 
+struct tls_dane {
+    const struct tls_dane_rr *rrs;
+    size_t n;
+};
+
+/* Arm a client session with the usable TLSA records; -1 with why if none. */
+static int tls_dane_arm(SSL *ssl, const char *host, const struct tls_dane *dane,
+                        struct strbuf *why)
+{
+    size_t added = 0;
+
+    if (host == NULL || *host == 0 || SSL_dane_enable(ssl, host) <= 0) {
+        tls_why_openssl(why, "cannot enable DANE for this session");
+        return -1;
+    }
+    /* RFC 7672 3.1.3: DANE-EE authenticates the key alone, no name. */
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    for (size_t i = 0; i < dane->n; i++) {
+        const struct tls_dane_rr *rr = &dane->rrs[i];
+        if (rr->usage != 2 && rr->usage != 3)
+            continue;
+        if (SSL_dane_tlsa_add(ssl, rr->usage, rr->selector, rr->mtype, rr->data, rr->len) > 0)
+            added++;
+        else
+            ERR_clear_error();  /* an unusable record is ignored (RFC 7672) */
+    }
+    if (added == 0) {
+        strbuf_printf(why, "no usable TLSA records for %s", host);
+        return -1;
+    }
+    return 0;
+}
+
 static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool server,
                      const char *servername, const char *verify_name,
-                     struct tls_conn **conn_r, struct strbuf *why)
+                     const struct tls_dane *dane, struct tls_conn **conn_r,
+                     struct strbuf *why)
 {
     struct tls_conn *c;
 
@@ -650,8 +690,21 @@ static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool
             SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
             SSL_set1_host(c->ssl, verify_name);
         }
+        if (dane != NULL && tls_dane_arm(c->ssl, servername, dane, why) < 0) {
+            SSL_free(c->ssl);
+            free(c);
+            return -1;
+        }
     }
     if (tls_handshake(c, s, timeout_ms, server, why) < 0) {
+        SSL_free(c->ssl);
+        free(c);
+        return -1;
+    }
+    if (dane != NULL && (SSL_get_verify_result(c->ssl) != X509_V_OK
+                         || SSL_get0_dane_authority(c->ssl, NULL, NULL) < 0)) {
+        strbuf_printf(why, "Server certificate not trusted (DANE: %s)",
+                      X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
         SSL_free(c->ssl);
         free(c);
         return -1;
@@ -666,14 +719,23 @@ static int tls_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms, bool
 int tls_server_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      struct tls_conn **conn_r, struct strbuf *why)
 {
-    return tls_start(ctx, s, timeout_ms, true, NULL, NULL, conn_r, why);
+    return tls_start(ctx, s, timeout_ms, true, NULL, NULL, NULL, conn_r, why);
 }
 
 int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      const char *servername, const char *verify_name,
                      struct tls_conn **conn_r, struct strbuf *why)
 {
-    return tls_start(ctx, s, timeout_ms, false, servername, verify_name, conn_r, why);
+    return tls_start(ctx, s, timeout_ms, false, servername, verify_name, NULL, conn_r, why);
+}
+
+int tls_client_start_dane(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
+                          const char *host, const struct tls_dane_rr *rrs, size_t n,
+                          struct tls_conn **conn_r, struct strbuf *why)
+{
+    const struct tls_dane dane = { rrs, n };
+
+    return tls_start(ctx, s, timeout_ms, false, host, NULL, &dane, conn_r, why);
 }
 
 /* The stream's I/O once its session is gone: it must not fall back to

@@ -70,6 +70,27 @@ int tls_client_start(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
                      const char *servername, const char *verify_name,
                      struct tls_conn **conn_r, struct strbuf *why);
 
+/* One TLSA record (RFC 6698) for DANE (RFC 7672). */
+struct tls_dane_rr {
+    unsigned char usage;        /* 2 DANE-TA, 3 DANE-EE; others are ignored */
+    unsigned char selector;     /* 0 full certificate, 1 SubjectPublicKeyInfo */
+    unsigned char mtype;        /* 0 full, 1 SHA-256, 2 SHA-512 */
+    const unsigned char *data;
+    size_t len;
+};
+
+/* Handshake as client authenticated by DANE (RFC 7672): host is the TLSA
+ * base domain (the MX host name), sent as SNI and, for DANE-TA, checked
+ * against the certificate; DANE-EE needs no name.  Only DANE-TA(2) and
+ * DANE-EE(3) records are used (3.1.3); unusable ones are skipped.  Unlike
+ * tls_client_start, an unauthenticated peer FAILS the handshake: -1 with
+ * why when no record is usable or the peer's chain matches none; on
+ * success tls_conn_peer_verified() is true.  The records must come from a
+ * DNSSEC-validated answer: the caller checks that. */
+int tls_client_start_dane(struct tls_ctx *ctx, struct stream *s, int timeout_ms,
+                          const char *host, const struct tls_dane_rr *rrs, size_t n,
+                          struct tls_conn **conn_r, struct strbuf *why);
+
 /* Send close_notify (best effort) and free.  Call it before the stream is
  * closed or released: output still buffered in the stream is first flushed
  * through TLS (within the stream's timeout; a non-blocking stream gets one

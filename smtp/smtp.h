@@ -34,7 +34,6 @@
 struct dns;
 struct dns_answer;
 struct maps;
-struct smtp_dane_conn;
 struct tls_ctx;
 struct tls_conn;
 
@@ -163,8 +162,7 @@ struct smtp_session {
     const struct smtp_dest *dest;
     const struct smtp_host *host;
     struct stream *s;
-    struct tls_conn *tls;       /* TLS through lib/tls, or */
-    struct smtp_dane_conn *dane; /* DANE-authenticated TLS (smtp_dane.c) */
+    struct tls_conn *tls;       /* TLS through lib/tls (DANE included) */
     enum smtp_tls_level tls_level;
     bool tls_plain_retry;       /* level may, second attempt without TLS */
     char *peer;                 /* "host[addr]" for messages */
@@ -212,17 +210,6 @@ int smtp_tls_level_for(const struct smtp_dest *dest, enum smtp_tls_level *level_
 int smtp_tls_negotiate(struct smtp_session *ss, enum smtp_sess_result *res_r);
 const char *smtp_tls_level_name(enum smtp_tls_level level);
 
-/* ---- smtp_dane.c ------------------------------------------------------ */
-
-/* Number of TLSA records RFC 7672 lets us use (DANE-TA, DANE-EE). */
-int smtp_dane_usable(const struct dns_answer *tlsa);
-/* STARTTLS handshake authenticated by the TLSA records (host: the MX
- * name, sent as SNI and checked for DANE-TA).  0 and *conn_r, or -1 with
- * why (handshake failure or a certificate the records do not match). */
-int smtp_dane_start(struct stream *s, const char *host, const struct dns_answer *tlsa,
-                    int timeout_ms, struct smtp_dane_conn **conn_r, struct strbuf *why);
-const char *smtp_dane_summary(const struct smtp_dane_conn *c);
-void smtp_dane_free(struct smtp_dane_conn **cp);
 
 /* ---- smtp_sasl.c ----------------------------------------------------- */
 

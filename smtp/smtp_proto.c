@@ -741,7 +741,7 @@ enum smtp_sess_result smtp_session_run(struct smtp_session *ss, int fd)
         return res;
     if (smtp_tls_negotiate(ss, &res) != 0)
         return res;
-    if ((ss->tls || ss->dane) && say_hello(ss, &res) < 0)
+    if (ss->tls && say_hello(ss, &res) < 0)
         return res;
     if (smtp_sasl_authenticate(ss) < 0)
         return SMTP_SESS_NEXT;
@@ -786,7 +786,6 @@ enum smtp_sess_result smtp_session_run(struct smtp_session *ss, int fd)
 void smtp_session_free(struct smtp_session *ss)
 {
     tls_conn_free(&ss->tls);
-    smtp_dane_free(&ss->dane);
     if (ss->s)
         stream_close(&ss->s);
     strbuf_free(&ss->line);

@@ -38,7 +38,7 @@ static bool list_has(const char *list, const char *word)
 
 static bool mech_usable(const struct smtp_session *ss, const char *mech)
 {
-    const char *opts = ss->tls || ss->dane ? var_smtp_sasl_tls_security_options
+    const char *opts = ss->tls ? var_smtp_sasl_tls_security_options
                                : var_smtp_sasl_security_options;
 
     if (!list_has(strbuf_str(ss->auth_mechs), mech))

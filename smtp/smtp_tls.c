@@ -119,6 +119,20 @@ int smtp_tls_level_for(const struct smtp_dest *dest, enum smtp_tls_level *level_
     return 0;
 }
 
+/* Number of TLSA records RFC 7672 3.1.3 lets us use (DANE-TA, DANE-EE). */
+static int dane_usable(const struct dns_answer *tlsa)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < tlsa->count; i++) {
+        const struct dns_rr *rr = &tlsa->rr[i];
+        if (rr->type == DNS_T_TLSA && (rr->usage == 2 || rr->usage == 3) && rr->selector <= 1
+            && rr->mtype <= 2 && rr->data_len > 0)
+            n++;
+    }
+    return n;
+}
+
 /* DANE: the host's TLSA records, when DNSSEC-validated and usable.
  * 1 found (ans filled), 0 none (act as may), -1 temporary failure. */
 static int dane_tlsa_lookup(const struct smtp_session *ss, struct dns_answer *ans,
@@ -133,7 +147,7 @@ static int dane_tlsa_lookup(const struct smtp_session *ss, struct dns_answer *an
     name = strbuf_new(64);
     strbuf_printf(name, "_%u._tcp.%s", ss->dest->port, ss->host->name);
     enum dns_status st = dns_lookup(smtp_g.dns, strbuf_str(name), DNS_T_TLSA, ans, why);
-    if (st == DNS_OK && ans->secure && smtp_dane_usable(ans) > 0)
+    if (st == DNS_OK && ans->secure && dane_usable(ans) > 0)
         r = 1;
     else if (st == DNS_TEMPFAIL)
         r = -1;
@@ -162,9 +176,26 @@ static int dane_negotiate(struct smtp_session *ss, const struct dns_answer *tlsa
         smtp_reply_oneline(ss, ss->why);
         return fail(ss, res_r, "4.7.5");
     }
+    if (smtp_g.tls == NULL) {
+        strbuf_printf(ss->why, "TLS is required for %s, but TLS support is not available "
+                      "(see the TLS warning at startup)", ss->peer);
+        return fail(ss, res_r, "4.7.5");
+    }
+    struct tls_dane_rr *rrs = xcalloc(tlsa->count ? tlsa->count : 1, sizeof(*rrs));
+    size_t n = 0;
+    for (size_t i = 0; i < tlsa->count; i++) {
+        const struct dns_rr *rr = &tlsa->rr[i];
+        if (rr->type != DNS_T_TLSA)
+            continue;
+        rrs[n++] = (struct tls_dane_rr){ .usage = rr->usage, .selector = rr->selector,
+                                         .mtype = rr->mtype, .data = rr->data,
+                                         .len = rr->data_len };
+    }
     why = strbuf_new(128);
-    if (smtp_dane_start(ss->s, ss->host->name, tlsa, (int)var_smtp_starttls_timeout * 1000,
-                        &ss->dane, why) < 0) {
+    int rc = tls_client_start_dane(smtp_g.tls, ss->s, (int)var_smtp_starttls_timeout * 1000,
+                                   ss->host->name, rrs, n, &ss->tls, why);
+    free(rrs);
+    if (rc < 0) {
         strbuf_printf(ss->why, "Cannot start TLS with %s: %s (level dane)", ss->peer,
                       strbuf_str(why));
         strbuf_free(&why);
@@ -173,7 +204,7 @@ static int dane_negotiate(struct smtp_session *ss, const struct dns_answer *tlsa
     }
     strbuf_free(&why);
     log_info("Verified TLS connection established to %s: %s (DANE)", ss->relay,
-             smtp_dane_summary(ss->dane));
+             tls_conn_summary(ss->tls));
     return 0;
 }
 
