@@ -14,7 +14,9 @@
  *                          a value with spaces.
  *   regexp:PATH            POSIX extended regexps, regexp_table(5) syntax.
  *   unix:passwd.byname     the system users (and unix:group.byname the
- *                          groups), through NSS, as Postfix's unix: type.
+ *                          groups), through NSS, as Postfix's unix: type;
+ *                          a chrooted process answers from a snapshot of
+ *                          /etc/passwd (/etc/group) taken at open.
  *
  * A lookup answers MAP_FOUND with the value, MAP_NOTFOUND, or MAP_ERROR: a
  * temporary failure (file unreadable, database being replaced, a network
@@ -260,5 +262,26 @@ void *map_regexp_parse(const char *name, const char *data, size_t len,
 int map_regexp_match(void *rules, const char *key, struct strbuf *value_r,
                      struct strbuf *why);
 void map_regexp_free(void *rules);
+
+/* ---- unix: tables (maps_unix.c) ---- */
+
+/* Largest /etc/passwd or /etc/group read into the open-time snapshot. */
+#define MAP_UNIX_FILE_MAX (16UL << 20)
+
+/* Parse passwd(5) text (group: group(5) text) held in memory into t: the
+ * key is the folded login (group) name, the value the whole line without
+ * its newline.  Lines with the wrong number of fields, a non-numeric uid
+ * or gid, an empty or NIS "+"/"-" name, a NUL byte, or longer than
+ * MAP_LINE_MAX are skipped; the first line of a name wins, as getpwnam.
+ * Returns the number of entries stored, -1 with why past
+ * MAP_ENTRIES_MAX. */
+long map_unix_parse(const char *data, size_t len, bool group,
+                    struct map_memtab *t, struct strbuf *why);
+
+/* Test hook: read the snapshots of tables opened from now on from these
+ * files instead of /etc/passwd and /etc/group (NULL: the default).  The
+ * strings are borrowed and must outlive those tables.  A lookup uses the
+ * snapshot when NSS does not find the key and the file no longer exists. */
+void map_unix_set_files(const char *passwd_path, const char *group_path);
 
 #endif

@@ -9,7 +9,9 @@
  * old file or the new one, whole.  Before each lookup the reader compares
  * NAME.db's inode, size and mtime with the file it holds and re-opens on a
  * change, so a rebuilt table is used without a restart (one stat(2) per
- * lookup, much cheaper than the fork Postfix spends on a restart).
+ * lookup, much cheaper than the fork Postfix spends on a restart).  When
+ * NAME.db cannot be reached any more (a daemon chrooted after the open, or
+ * the file removed) the handle already open keeps answering.
  *
  * Format, chosen to match Postfix on Linux so either tool reads the
  * other's tables: keys and values are stored with a trailing NUL; a lookup
@@ -171,11 +173,18 @@ static int db_lookup(struct map *m, const char *key, struct strbuf *value_r,
     int rc;
 
     if (stat(dm->path, &st) < 0) {
-        strbuf_printf(why, "stat %s: %m", dm->path);
-        return MAP_ERROR;
-    }
-    if ((dm->db == NULL || !db_same_file(&st, &dm->st))
-        && db_reopen(dm, why) < 0)
+        /* A chrooted or unprivileged process cannot see the path it
+         * opened before the jail: keep the handle it has (a rebuilt table
+         * is picked up by the next process; master recycles daemons by
+         * max_use and max_idle).  The same holds when the file was
+         * removed: the open handle still reads the last table whole. */
+        if (dm->db == NULL || (errno != ENOENT && errno != ENOTDIR
+                               && errno != EACCES)) {
+            strbuf_printf(why, "stat %s: %m", dm->path);
+            return MAP_ERROR;
+        }
+    } else if ((dm->db == NULL || !db_same_file(&st, &dm->st))
+               && db_reopen(dm, why) < 0)
         return MAP_ERROR;
     if (klen > 0xffffff)
         return MAP_NOTFOUND;

@@ -3,8 +3,9 @@
  * inline:, texthash:, regexp: (flags, negation, if/endif, $n, errors with
  * file:line), hash: and btree: (build, lookup, NUL forms, a rebuilt .db
  * seen by an open map, missing file), lists of tables (order, error stops
- * the search), unix: (system users and groups) and the address lookup
- * order.  Cases are tables walked by
+ * the search), a .db unreachable after open (chroot) still answering,
+ * unix: (system users and groups, the /etc/passwd snapshot a chrooted
+ * daemon answers from, its line parser) and the address lookup order.  Cases are tables walked by
  * one function each; files live in a mkdtemp directory removed at the end.
  */
 #include <stdarg.h>
@@ -616,11 +617,12 @@ static void test_db_rebuild_seen(void **state)
     assert_int_equal(map_lookup(m, "added", value, why), MAP_FOUND);
     assert_string_equal(strbuf_str(value), "yes");
 
-    /* The table disappears: a temporary error, not "not found". */
+    /* The table disappears: the open handle keeps answering (this is
+     * also what a chrooted daemon sees), until a real change. */
     assert_int_equal(unlink(dbpath), 0);
-    assert_int_equal(map_lookup(m, "k", value, why), MAP_ERROR);
-    assert_non_null(strstr(strbuf_str(why), dbpath));
-    /* Garbage in its place: still an error, and no crash. */
+    assert_int_equal(map_lookup(m, "k", value, why), MAP_FOUND);
+    assert_string_equal(strbuf_str(value), "new");
+    /* Garbage in its place: an error, and no crash. */
     free(write_file("rebuilt.db", "this is not a database", -1));
     assert_int_equal(map_lookup(m, "k", value, why), MAP_ERROR);
     assert_non_null(strstr(strbuf_str(why), "rebuild it with facteur-map"));
@@ -630,11 +632,67 @@ static void test_db_rebuild_seen(void **state)
     assert_string_equal(strbuf_str(value), "new");
     map_close(&m);
     map_close(&m);
+    /* A table whose .db is gone before the open: a clear error. */
+    assert_int_equal(unlink(dbpath), 0);
+    assert_null(map_open(spec, 0, why));
+    assert_non_null(strstr(strbuf_str(why), dbpath));
     free(src);
     free(spec);
     free(dbpath);
     strbuf_free(&why);
     strbuf_free(&value);
+}
+
+/* A daemon opens its tables, then chroots: the path no longer resolves.
+ * Simulated by moving the directory (ENOENT) and by putting a file where
+ * the directory was (ENOTDIR); lookups go on from the open handle, for
+ * hash: and btree: alike, and a found and a missing key both answer. */
+static void test_db_path_gone(void **state)
+{
+    static const char *const types[] = { "hash", "btree" };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        struct strbuf *why = strbuf_new(64), *value = strbuf_new(64);
+        char *dir = xasprintf("%s/jail-%s", tmpdir, types[i]);
+        char *moved = xasprintf("%s/moved-%s", tmpdir, types[i]);
+        char *src = xasprintf("%s/access", dir);
+        char *spec = xasprintf("%s:%s", types[i], src);
+        struct map *m;
+        int fd;
+
+        assert_int_equal(mkdir(dir, 0755), 0);
+        fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "spammer@example.com REJECT go away\n", 35),
+                         35);
+        close(fd);
+        assert_int_equal(map_build(spec, 0, why), 1);
+        m = map_open(spec, 0, why);
+        assert_non_null(m);
+        assert_int_equal(rename(dir, moved), 0);
+        for (int round = 0; round < 2; round++) {
+            strbuf_reset(value);
+            assert_int_equal(map_lookup(m, "spammer@example.com", value, why),
+                             MAP_FOUND);
+            assert_string_equal(strbuf_str(value), "REJECT go away");
+            assert_int_equal(map_lookup(m, "friend@example.com", value, why),
+                             MAP_NOTFOUND);
+            if (round == 0) {
+                /* Now a file where the directory was: ENOTDIR. */
+                fd = open(dir, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                assert_true(fd >= 0);
+                close(fd);
+            }
+        }
+        map_close(&m);
+        assert_int_equal(unlink(dir), 0);
+        free(dir);
+        free(moved);
+        free(src);
+        free(spec);
+        strbuf_free(&why);
+        strbuf_free(&value);
+    }
 }
 
 static void test_db_build_errors(void **state)
@@ -689,7 +747,6 @@ static void test_maps_list(void **state)
 {
     struct strbuf *why = strbuf_new(64), *value = strbuf_new(64);
     char *src = write_file("listdb", "k from-hash\n", -1);
-    char *dbpath = xasprintf("%s.db", src);
     char *list = xasprintf("inline:{ a=1, { b = two words } },\thash:%s "
                            "static:{ fallback value }", src);
     char *badlist = xasprintf("inline:{a=1}, nosuch:%s", src);
@@ -709,8 +766,9 @@ static void test_maps_list(void **state)
     assert_string_equal(strbuf_str(value), "from-hash");
     assert_int_equal(maps_lookup(ms, "zzz", value, why), MAP_FOUND);
     assert_string_equal(strbuf_str(value), "fallback value");
-    /* A table that fails stops the search: static: must not answer. */
-    assert_int_equal(unlink(dbpath), 0);
+    /* A table that fails (garbage where its .db was) stops the search:
+     * static: must not answer. */
+    free(write_file("listdb.db", "not a database at all", -1));
     assert_int_equal(maps_lookup(ms, "zzz", value, why), MAP_ERROR);
     assert_int_equal(maps_lookup(ms, "a", value, why), MAP_FOUND);
     maps_close(&ms);
@@ -729,7 +787,6 @@ static void test_maps_list(void **state)
     assert_null(maps_open("inline:{a=1}}", 0, why));
     assert_non_null(strstr(strbuf_str(why), "unbalanced"));
     free(src);
-    free(dbpath);
     free(list);
     free(badlist);
     strbuf_free(&why);
@@ -878,6 +935,192 @@ static void test_unix(void **state)
     strbuf_free(&value);
 }
 
+/* ---- unix: snapshots (what a chrooted daemon answers from) ---- */
+
+struct unix_parse_case {
+    const char *label;
+    const char *input;
+    bool group;
+    long count;             /* entries stored */
+    const char *key;        /* looked up in the result, or NULL */
+    const char *value;      /* its line, or NULL if it must be absent */
+};
+
+static const struct unix_parse_case unix_parse_cases[] = {
+    { "one user", "alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n",
+      false, 1, "alice", "alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash" },
+    { "no final newline, CRLF before",
+      "a:x:1:1::/:/bin/sh\r\nb:x:2:2::/:/bin/sh", false, 2, "b",
+      "b:x:2:2::/:/bin/sh" },
+    { "CR dropped", "a:x:1:1::/:/bin/sh\r\n", false, 1, "a",
+      "a:x:1:1::/:/bin/sh" },
+    { "name folded, line kept", "Bob:x:5:5::/home/Bob:/bin/sh\n", false, 1,
+      "bob", "Bob:x:5:5::/home/Bob:/bin/sh" },
+    { "first entry wins", "c:x:1:1::/a:/bin/sh\nc:x:2:2::/b:/bin/sh\n",
+      false, 1, "c", "c:x:1:1::/a:/bin/sh" },
+    { "too few fields", "d:x:1:1::/home/d\n", false, 0, "d", NULL },
+    { "too many fields", "d:x:1:1::/home/d:/bin/sh:extra\n", false, 0, "d",
+      NULL },
+    { "uid not a number", "e:x:1a:1::/:/bin/sh\n", false, 0, "e", NULL },
+    { "gid empty", "e:x:1::::/bin/sh\n", false, 0, "e", NULL },
+    { "uid too long", "e:x:12345678901:1::/:/bin/sh\n", false, 0, "e", NULL },
+    { "empty name", ":x:1:1::/:/bin/sh\n", false, 0, "", NULL },
+    { "NIS plus", "+f:x:1:1::/:/bin/sh\n+\n", false, 0, "+f", NULL },
+    { "NIS minus", "-g:x:1:1::/:/bin/sh\n", false, 0, "-g", NULL },
+    { "comment", "#h:x:1:1::/:/bin/sh\n", false, 0, "#h", NULL },
+    { "blank lines and junk", "\n\n   \n:::::::\nnot a line\n", false, 0,
+      "not a line", NULL },
+    { "bad line does not stop", "x\ni:x:9:9::/:/bin/sh\n", false, 1, "i",
+      "i:x:9:9::/:/bin/sh" },
+    { "group with members", "mail:x:8:alice,bob\n", true, 1, "mail",
+      "mail:x:8:alice,bob" },
+    { "group without members", "staff:x:50:\n", true, 1, "staff",
+      "staff:x:50:" },
+    { "group line as passwd", "staff:x:50:\n", false, 0, "staff", NULL },
+    { "passwd line as group", "a:x:1:1::/:/bin/sh\n", true, 0, "a", NULL },
+    { "group gid not a number", "g:x:-1:\n", true, 0, "g", NULL },
+};
+
+static void test_unix_parse(void **state)
+{
+    struct strbuf *why = strbuf_new(64);
+
+    for (size_t i = 0; i < sizeof(unix_parse_cases)
+         / sizeof(unix_parse_cases[0]); i++) {
+        const struct unix_parse_case *c = &unix_parse_cases[i];
+        struct map_memtab *t = map_memtab_new();
+        long n = map_unix_parse(c->input, strlen(c->input), c->group, t, why);
+        const char *got = map_memtab_find(t, c->key);
+
+        if (n != c->count)
+            fail_msg("%s: %ld entries, want %ld", c->label, n, c->count);
+        if (c->value == NULL ? got != NULL
+            : got == NULL || strcmp(got, c->value) != 0)
+            fail_msg("%s: \"%s\" -> \"%s\", want \"%s\"", c->label, c->key,
+                     got ? got : "(none)", c->value ? c->value : "(none)");
+        map_memtab_free(&t);
+    }
+    strbuf_free(&why);
+}
+
+/* Over-long lines and NUL bytes are skipped, the lines around them kept;
+ * every split of a valid file parses its prefix without reading past. */
+static void test_unix_parse_bounds(void **state)
+{
+    struct strbuf *why = strbuf_new(64), *in = strbuf_new(MAP_LINE_MAX + 64);
+    static const char nul[] = "a:x:1:1::/:/bin/sh\nb:x:2\0:2::/:/bin/sh\n"
+                              "c:x:3:3::/:/bin/sh\n";
+    static const char two[] = "a:x:1:1::/:/bin/sh\nbb:x:2:2::/:/bin/sh\n";
+    struct map_memtab *t = map_memtab_new();
+
+    strbuf_set(in, "long:x:1:1:");
+    for (size_t i = 0; i < MAP_LINE_MAX; i++)
+        strbuf_append(in, "g");
+    strbuf_append(in, ":/:/bin/sh\nshort:x:2:2::/:/bin/sh\n");
+    assert_int_equal(map_unix_parse(strbuf_str(in), strbuf_len(in), false, t,
+                                    why), 1);
+    assert_null(map_memtab_find(t, "long"));
+    assert_non_null(map_memtab_find(t, "short"));
+    map_memtab_free(&t);
+
+    t = map_memtab_new();
+    assert_int_equal(map_unix_parse(nul, sizeof(nul) - 1, false, t, why), 2);
+    assert_null(map_memtab_find(t, "b"));
+    assert_non_null(map_memtab_find(t, "c"));
+    map_memtab_free(&t);
+
+    for (size_t cut = 0; cut <= sizeof(two) - 1; cut++) {
+        /* A copy of exactly cut bytes, so ASan sees any over-read. */
+        char *part = xstrndup(two, cut);
+        char *exact = xmalloc(cut > 0 ? cut : 1);
+        /* "a:x:1:1::/:" (11 bytes) is already a valid line with an empty
+         * shell; so is "bb:x:2:2::/:", bytes 19 to 30. */
+        long want = (cut >= 11) + (cut >= 31);
+
+        memcpy(exact, part, cut);
+        t = map_memtab_new();
+        if (map_unix_parse(exact, cut, false, t, why) != want)
+            fail_msg("cut %zu: want %ld entries", cut, want);
+        map_memtab_free(&t);
+        free(exact);
+        free(part);
+    }
+    strbuf_free(&in);
+    strbuf_free(&why);
+}
+
+/* The whole fallback through map_open/map_lookup: while the file exists
+ * NSS is the only authority (a name only the snapshot knows is not
+ * found); once it is gone, as in a chroot, the snapshot answers. */
+static void test_unix_snapshot(void **state)
+{
+    struct strbuf *why = strbuf_new(64), *value = strbuf_new(64);
+    char *pw = write_file("passwd",
+                          "root:x:0:0:root:/root:/bin/bash\n"
+                          "facteursnapuser:x:4242:4242:Snap:/home/s:/bin/sh\n"
+                          "broken line\n", -1);
+    char *gr = write_file("group", "facteursnapgroup:x:4243:facteursnapuser\n",
+                          -1);
+    char *big = xasprintf("%s/bigpasswd", tmpdir);
+    struct map *mp, *mg, *mbig;
+    int fd;
+
+    map_unix_set_files(pw, gr);
+    mp = map_open("unix:passwd.byname", 0, why);
+    mg = map_open("unix:group.byname", 0, why);
+    assert_non_null(mp);
+    assert_non_null(mg);
+    assert_int_equal(map_lookup(mp, "facteursnapuser", value, why),
+                     MAP_NOTFOUND);
+    assert_int_equal(map_lookup(mg, "facteursnapgroup", value, why),
+                     MAP_NOTFOUND);
+
+    assert_int_equal(unlink(pw), 0);
+    assert_int_equal(unlink(gr), 0);
+    assert_int_equal(map_lookup(mp, "FacteurSnapUser", value, why), MAP_FOUND);
+    assert_string_equal(strbuf_str(value),
+                        "facteursnapuser:x:4242:4242:Snap:/home/s:/bin/sh");
+    assert_int_equal(map_lookup(mp, "nobody-here-xyzzy", value, why),
+                     MAP_NOTFOUND);
+    assert_int_equal(map_lookup(mp, "broken line", value, why), MAP_NOTFOUND);
+    /* NSS still answers first: the real root, from the real /etc. */
+    assert_int_equal(map_lookup(mp, "root", value, why), MAP_FOUND);
+    assert_int_equal(map_lookup(mg, "facteursnapgroup", value, why),
+                     MAP_FOUND);
+    assert_string_equal(strbuf_str(value),
+                        "facteursnapgroup:x:4243:facteursnapuser");
+
+    /* Larger than MAP_UNIX_FILE_MAX: no snapshot (a warning), still open. */
+    fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)MAP_UNIX_FILE_MAX + 1), 0);
+    close(fd);
+    map_unix_set_files(big, NULL);
+    mbig = map_open("unix:passwd.byname", 0, why);
+    assert_non_null(mbig);
+    assert_int_equal(unlink(big), 0);
+    assert_int_equal(map_lookup(mbig, "facteursnapuser", value, why),
+                     MAP_NOTFOUND);
+
+    /* A missing file at open: no snapshot, NSS only. */
+    map_unix_set_files(pw, gr);
+    map_close(&mbig);
+    mbig = map_open("unix:passwd.byname", 0, why);
+    assert_non_null(mbig);
+    assert_int_equal(map_lookup(mbig, "facteursnapuser", value, why),
+                     MAP_NOTFOUND);
+
+    map_unix_set_files(NULL, NULL);
+    map_close(&mbig);
+    map_close(&mp);
+    map_close(&mg);
+    free(pw);
+    free(gr);
+    free(big);
+    strbuf_free(&why);
+    strbuf_free(&value);
+}
+
 static void test_iterate_unsupported(void **state)
 {
     struct strbuf *why = strbuf_new(64);
@@ -920,11 +1163,15 @@ int main(void)
         cmocka_unit_test(test_regexp_errors),
         cmocka_unit_test(test_db_build_lookup),
         cmocka_unit_test(test_db_rebuild_seen),
+        cmocka_unit_test(test_db_path_gone),
         cmocka_unit_test(test_db_build_errors),
         cmocka_unit_test(test_maps_list),
         cmocka_unit_test(test_maps_addr),
         cmocka_unit_test(test_memtab),
         cmocka_unit_test(test_unix),
+        cmocka_unit_test(test_unix_parse),
+        cmocka_unit_test(test_unix_parse_bounds),
+        cmocka_unit_test(test_unix_snapshot),
         cmocka_unit_test(test_iterate_unsupported),
     };
 
