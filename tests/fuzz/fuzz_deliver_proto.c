@@ -32,7 +32,12 @@ static void check_request(const struct attr_list *l)
             __builtin_trap();
         for (size_t i = 0; i < req.nrcpt; i++)
             if (strcmp(again.rcpts[i].addr, req.rcpts[i].addr) != 0
-                || again.rcpts[i].index != req.rcpts[i].index)
+                || again.rcpts[i].index != req.rcpts[i].index
+                || (again.rcpts[i].target == NULL) != (req.rcpts[i].target == NULL)
+                || (req.rcpts[i].target != NULL
+                    && (strcmp(again.rcpts[i].target, req.rcpts[i].target) != 0
+                        || req.rcpts[i].uid < 1 || again.rcpts[i].uid != req.rcpts[i].uid
+                        || again.rcpts[i].gid != req.rcpts[i].gid)))
                 __builtin_trap();
     } else if (strbuf_len(why) == 0) {
         __builtin_trap();
