@@ -26,6 +26,10 @@
  * Time: each command gets command_time_limit, and the whole request
  * stays within qmgr_daemon_timeout; a command past its limit has its
  * process group killed and is deferred.
+ *
+ * Like the other agents it holds a shared lock on the queue file while
+ * it works (deliver_lock_queue_file), so a restarted qmgr waits for it,
+ * and drops a request whose qmgr died before the lock was taken.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -247,6 +251,16 @@ static void pipe_child(const struct pipe_job *j, int in_fd, int out_fd)
 
 /* ---- the parent ----------------------------------------------------- */
 
+/* True when qmgr has closed its end: it died after sending the request. */
+static bool pipe_qmgr_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
 /* Feed the message, collect output, wait, within the deadline.  Returns
  * the wait status, or -1 when the deadline passed (the process group is
  * killed and reaped). */
@@ -461,7 +475,7 @@ static void pipe_service(struct stream *client)
     struct qfile *qf = NULL;
     bool corrupt = false;
     long start_us, budget_end_ms;
-    int r;
+    int r, lock_fd = -1;
 
     deliver_request_init(&req);
     stream_set_timeout(client, (int)var_qmgr_ipc_timeout * 1000);
@@ -479,7 +493,15 @@ static void pipe_service(struct stream *client)
     budget_end_ms = pipe_now_ms() + (var_qmgr_daemon_timeout - PIPE_BUDGET_SLACK) * 1000L;
     deliver_reply_init(&rep, req.nrcpt);
     deliver_reply_set_relay(&rep, req.transport);
-    if ((qf = qfile_open(req.path, 0, &corrupt, why)) == NULL) {
+    if ((lock_fd = deliver_lock_queue_file(req.path, why)) < 0) {
+        log_warn("%s: %s", req.qid, strbuf_str(why));
+        for (size_t i = 0; i < req.nrcpt; i++)
+            deliver_reply_set(&rep, i, DELIVER_DEFER, "4.3.0", "queue file read error");
+    } else if (pipe_qmgr_gone(stream_fd(client))) {
+        /* A later qmgr that checked before our lock owns the message now. */
+        log_info("%s: qmgr went away before the delivery started: request dropped", req.qid);
+        goto out;
+    } else if ((qf = qfile_open(req.path, 0, &corrupt, why)) == NULL) {
         log_warn("%s: cannot open queue file %s: %s", req.qid, req.path, strbuf_str(why));
         for (size_t i = 0; i < req.nrcpt; i++)
             deliver_reply_set(&rep, i, DELIVER_DEFER, "4.3.0", "queue file read error");
@@ -506,6 +528,9 @@ static void pipe_service(struct stream *client)
                  stream_strerror(client));
 out:
     qfile_close(&qf);
+    /* Released only now: qmgr has the reply. */
+    if (lock_fd >= 0)
+        close(lock_fd);
     deliver_reply_clear(&rep);
     deliver_request_clear(&req);
     attr_free(&l);
