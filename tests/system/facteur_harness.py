@@ -33,10 +33,13 @@ import subprocess
 import tempfile
 import time
 
-ROOT = os.environ.get("FACTEUR_ROOT") or os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("FACTEUR_BIN") or os.path.join(ROOT, "bin")
-LIBEXEC = os.environ.get("FACTEUR_LIBEXEC") or os.path.join(ROOT, "libexec")
+# Absolute: instances symlink these paths from their own directories, where
+# a relative value (FACTEUR_BIN=bin) would point nowhere.
+ROOT = os.path.abspath(os.environ.get("FACTEUR_ROOT") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BIN = os.path.abspath(os.environ.get("FACTEUR_BIN") or os.path.join(ROOT, "bin"))
+LIBEXEC = os.path.abspath(os.environ.get("FACTEUR_LIBEXEC")
+                          or os.path.join(ROOT, "libexec"))
 
 TEST_USER = "facteur-test"
 TEST_GROUP = "facteur-testdrop"
