@@ -11,7 +11,12 @@
  * runs anything as root: uid 0 is refused by the request parser and
  * again by privs_switch_user, gid 0 here.
  *
- * SECURITY.  The command text comes from the administrator's alias
+ * SECURITY.  qmgr runs as mail_owner; this agent does not take its word
+ * for what to run or as whom: each target must appear, permitted, in the
+ * agent's own resolution of the recipient (lib/resolve, the same tables,
+ * read as root), and the uid/gid used are the ones that resolution
+ * gives.  So a subverted qmgr can only trigger what the aliases already
+ * say.  The command text comes from the administrator's alias
  * files, never from the message or the envelope: envelope data reaches
  * the command only as environment variables (SENDER, RECIPIENT, LOCAL,
  * ...) in an otherwise clean environment.  A command without shell
@@ -56,6 +61,7 @@
 #include "pipe_util.h"
 #include "privs.h"
 #include "qfile.h"
+#include "resolve.h"
 #include "server.h"
 #include "strbuf.h"
 
@@ -63,6 +69,8 @@
 #define PIPE_ENV_MAX        64      /* environment entries of a command */
 #define PIPE_LOCK_TRIES     50      /* fcntl lock attempts, 100 ms apart */
 #define PIPE_BUDGET_SLACK   5       /* seconds left to qmgr after the last command */
+
+static struct resolve *pipe_resolve;   /* our own view of the aliases */
 
 /* One delivery: what the child needs and what the parent learns. */
 struct pipe_job {
@@ -393,6 +401,43 @@ sysfail:
     return -2;
 }
 
+/*
+ * Check recipient r's target against our own resolution of the address
+ * and the queue file: 1 with the uid/gid to use, 0 with why when the
+ * target is not (or no longer) a permitted part of the expansion, -1
+ * with why for a temporary failure.
+ */
+static int pipe_verify(const struct deliver_rcpt *r, struct qfile *qf, uid_t *uid_r,
+                       gid_t *gid_r, struct strbuf *why)
+{
+    const struct qfile_env *env = qfile_env(qf);
+    struct resolve_result res = { 0 };
+    enum resolve_kind kind = r->target[0] == '|' ? RESOLVE_PIPE : RESOLVE_FILE;
+    const char *want = kind == RESOLVE_PIPE ? r->target + 1 : r->target;
+    int rc = 0;
+
+    if ((size_t)r->index >= env->nrcpt || strcmp(env->rcpts[r->index].addr, r->addr) != 0) {
+        strbuf_printf(why, "recipient <%s> is not recipient %ld of the queue file", r->addr,
+                      r->index);
+        return 0;
+    }
+    if (resolve_rcpt(pipe_resolve, r->addr, 0, &res, why) < 0)
+        return -1;
+    for (size_t i = 0; i < res.n && rc == 0; i++) {
+        const struct resolve_target *t = &res.t[i];
+        if (t->kind == kind && t->allowed && strcmp(t->addr, want) == 0 && t->owner_uid != 0
+            && t->owner_gid != 0) {
+            *uid_r = t->owner_uid;
+            *gid_r = t->owner_gid;
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        strbuf_printf(why, "\"%s\" is not a permitted target of <%s>", r->target, r->addr);
+    resolve_result_clear(&res);
+    return rc;
+}
+
 /* Deliver recipient i; sets its outcome. */
 static void pipe_deliver_one(const struct deliver_request *req, size_t i, struct qfile *qf,
                              long budget_end_ms, struct deliver_reply *rep)
@@ -417,8 +462,24 @@ static void pipe_deliver_one(const struct deliver_request *req, size_t i, struct
     }
     j.is_file = r->target[0] == '/';
     j.target = j.is_file ? r->target : r->target + 1;
-    j.uid = (uid_t)r->uid;
-    j.gid = (gid_t)r->gid;
+    switch (pipe_verify(r, qf, &j.uid, &j.gid, why)) {
+    case 1:
+        break;
+    case 0:
+        /* The aliases changed since qmgr resolved them (it tries again),
+         * or qmgr is not what it should be. */
+        log_warn("%s: refused: %s", req->qid, strbuf_str(why));
+        deliver_reply_set(rep, i, DELIVER_DEFER, "4.3.0", "alias target not confirmed");
+        goto out;
+    default:
+        deliver_reply_set(rep, i, DELIVER_DEFER, "4.3.0", strbuf_str(why));
+        goto out;
+    }
+    if ((long)j.uid != r->uid || (long)j.gid != r->gid)
+        log_info("%s: <%s> \"%s\": delivered as uid %ld gid %ld, not %ld/%ld as qmgr said "
+                 "(the alias source changed owner)", req->qid, r->addr, r->target,
+                 (long)j.uid, (long)j.gid, r->uid, r->gid);
+    strbuf_reset(why);
     if ((pw = getpwuid(j.uid)) != NULL) {
         j.home = xstrdup(pw->pw_dir != NULL && pw->pw_dir[0] == '/' ? pw->pw_dir : "/");
         j.login = xstrdup(pw->pw_name);
@@ -540,6 +601,11 @@ out:
 
 static void pipe_pre_jail(void)
 {
+    struct strbuf *why = strbuf_new(64);
+
+    if ((pipe_resolve = resolve_new(why)) == NULL)
+        log_fatal("cannot open lookup tables: %s", strbuf_str(why));
+    strbuf_free(&why);
     /* A command that stops reading gives EPIPE, not a dead agent. */
     signal(SIGPIPE, SIG_IGN);
     if (!privs_is_root())

@@ -256,3 +256,41 @@ def test_metacharacters_in_extension_stay_in_env(instance):
         assert not os.path.exists(marker)
     finally:
         close_agents(agents)
+
+
+def test_forged_request_only_runs_what_the_aliases_say(instance):
+    """The agent checks each target against its own resolution: a request
+    naming another command, another recipient or other rights (what a
+    subverted qmgr could send) runs nothing it should not."""
+    owner = pipe_user()
+    agents, out = pipe_instance(instance, 'prog "|%(bin)s/record forged"\n', owner=owner)
+    marker = os.path.join(out, "marker")
+    try:
+        qid = queue_msg(instance, "s@example.org", ["prog@localhost"], queue="active")
+        real = "|%s/record forged" % os.path.join(instance.dir, "bin")
+        now = 1700000000000000
+        req = [("path", "active/" + qid), ("qid", qid), ("nexthop", "pipe"),
+               ("transport", "pipe"), ("sender", "s@example.org"), ("arrival_us", now),
+               ("active_us", now), ("nrcpt", 3)]
+        rcpts = [("prog@localhost", 0, "|/usr/bin/touch " + marker, owner.pw_uid),
+                 ("other@localhost", 0, real, owner.pw_uid),
+                 ("prog@localhost", 0, real, 1)]
+        for i, (addr, index, target, uid) in enumerate(rcpts):
+            req += [("rcpt_%d" % i, addr), ("rcpt_%d_index" % i, index),
+                    ("rcpt_%d_orcpt" % i, ""), ("rcpt_%d_notify" % i, 0),
+                    ("rcpt_%d_target" % i, target), ("rcpt_%d_uid" % i, uid),
+                    ("rcpt_%d_gid" % i, uid)]
+        with fh.AttrClient(instance.socket_path("pipe"), timeout=30) as c:
+            rep = c.request(req)
+        assert rep["status_0"] == 4 and rep["reply_0"] == "alias target not confirmed"
+        assert rep["status_1"] == 4 and rep["reply_1"] == "alias target not confirmed"
+        assert rep["status_2"] == 0, rep
+        assert not os.path.exists(marker)
+        with open(os.path.join(out, "forged.uid")) as f:
+            assert int(f.read()) == owner.pw_uid
+        instance.wait_for_log(r"%s: refused: \"\|/usr/bin/touch .*\" is not a permitted "
+                              r"target of <prog@localhost>" % qid)
+        instance.wait_for_log(r"%s: refused: recipient <other@localhost> is not recipient 0"
+                              % qid)
+    finally:
+        close_agents(agents)
