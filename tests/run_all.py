@@ -10,6 +10,15 @@ Runs, in order:
   3. pytest on tests/system with FACTEUR_BIN, FACTEUR_LIBEXEC and
      FACTEUR_ROOT exported, counted from a JUnit XML report.
 
+With a sanitizer build (check-asan), the system tests run with
+ASAN_OPTIONS and UBSAN_OPTIONS naming a report directory (log_path): the
+daemons master starts have their stderr on /dev/null, so a report would
+otherwise be lost.  The harness passes both variables through master's
+import_environment.  Every report file found afterwards is one failure,
+shown with its head, whether or not the test that caused it noticed;
+a report saying only that the exit-time leak check could not run (a
+chrooted daemon has no /proc) counts as skipped.
+
 Every child has a wall-clock limit.  Each failure is printed with the
 output that explains it, and the last line is exactly
 "N passed, N failed" (", N skipped" when any); exit status 1 if anything
@@ -19,6 +28,7 @@ failed.  Run with Debian's /usr/bin/python3 (it has pytest).
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +42,8 @@ FUZZ_TIMEOUT = 300          # seconds per fuzz replay over its whole corpus
 PYTEST_TIMEOUT = 2400       # seconds for the whole system test run
 PYTEST_CASE_TIMEOUT = 180   # seconds per system test (pytest-timeout)
 TAIL_LINES = 40             # lines of output shown with a failure
+REPORT_LINES = 30           # lines of a sanitizer report shown with a failure
+REPORT_MAX = 50             # sanitizer report files read at most
 
 PASSED_RE = re.compile(r"\[\s*PASSED\s*\]\s+(\d+)\s+test", re.M)
 FAILED_RE = re.compile(r"\[\s*FAILED\s*\]\s+(\d+)\s+test", re.M)
@@ -152,11 +164,83 @@ def have_pytest_timeout():
         return False
 
 
+def sanitized(build):
+    """True when the build under test has ASan compiled in."""
+    try:
+        with open(os.path.join(build, "libfacteur.a"), "rb") as f:
+            return b"__asan_report" in f.read()
+    except OSError:
+        return False
+
+
+def sanitizer_env(env, report_dir):
+    """Point ASan and UBSan reports of every process at report_dir, keeping
+    any option the caller already set (theirs win)."""
+    base = os.path.join(report_dir, "san")
+    asan = "log_path=%s:log_exe_name=1:detect_leaks=1" % base
+    ubsan = "log_path=%s:log_exe_name=1:print_stacktrace=1" % base
+    for name, ours in (("ASAN_OPTIONS", asan), ("UBSAN_OPTIONS", ubsan)):
+        theirs = env.get(name, "")
+        env[name] = ours + (":" + theirs if theirs else "")
+
+
+LSAN_CANNOT_RUN_RE = re.compile(
+    r"==(?:[^=\s]+==)?\d+==(Can't open /proc/\d+/task for reading\."
+    r"|LeakSanitizer has encountered a fatal error\.|HINT: .*)$")
+
+
+def leak_check_impossible(text):
+    """A report saying only that LeakSanitizer could not run: a chrooted
+    daemon (master.cf chroot y) has no /proc for LSan's thread list, so its
+    exit-time leak check stops there.  Nothing was checked, nothing found."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    return bool(lines) and all(LSAN_CANNOT_RUN_RE.match(l) for l in lines)
+
+
+def collect_reports(report_dir, tally):
+    """One failure per sanitizer report file in report_dir."""
+    names = sorted(os.listdir(report_dir))
+    for name in names[:REPORT_MAX]:
+        path = os.path.join(report_dir, name)
+        try:
+            with open(path, "rb") as f:
+                text = f.read(64 * 1024).decode("utf-8", "replace")
+        except OSError as e:
+            text = "(unreadable: %s)" % e
+        if leak_check_impossible(text):
+            tally.skipped += 1
+            print("skipped: %s: exit-time leak check could not run (chroot)" % name,
+                  flush=True)
+            continue
+        head = "\n".join(text.splitlines()[:REPORT_LINES])
+        tally.fail("sanitizer report %s" % name, head)
+    if len(names) > REPORT_MAX:
+        tally.fail("sanitizer reports: %d more not shown" % (len(names) - REPORT_MAX))
+
+
 def run_system(build, binp, libexec, tally, extra):
     sysdir = os.path.join(ROOT, "tests", "system")
     if not any(n.startswith("test_") and n.endswith(".py") for n in os.listdir(sysdir)):
         return
     env = dict(os.environ)
+    report_dir = None
+    if sanitized(build):
+        report_dir = tempfile.mkdtemp(prefix="facteur-san-")
+        # Daemons run as the unprivileged test user when we are root.
+        os.chmod(report_dir, 0o1777)
+        sanitizer_env(env, report_dir)
+        # The harness mirrors it inside each queue directory for the
+        # chrooted daemons and moves what they write back here.
+        env["FACTEUR_SAN_DIR"] = report_dir
+    try:
+        run_pytest(sysdir, build, binp, libexec, tally, extra, env)
+    finally:
+        if report_dir is not None:
+            collect_reports(report_dir, tally)
+            shutil.rmtree(report_dir, ignore_errors=True)
+
+
+def run_pytest(sysdir, build, binp, libexec, tally, extra, env):
     env["FACTEUR_BIN"] = os.path.abspath(binp)
     env["FACTEUR_LIBEXEC"] = os.path.abspath(libexec)
     env["FACTEUR_ROOT"] = ROOT

@@ -18,7 +18,11 @@ created once, so privilege dropping and chroot are exercised for real; run
 as a normal user, mail_owner is that user and master skips chroot.
 
 Environment (exported by tests/run_all.py): FACTEUR_BIN, FACTEUR_LIBEXEC,
-FACTEUR_ROOT; defaults are the in-tree bin/ and libexec/.
+FACTEUR_ROOT; defaults are the in-tree bin/ and libexec/.  With a sanitizer
+build also ASAN_OPTIONS/UBSAN_OPTIONS (added to import_environment so
+master's children keep them) and FACTEUR_SAN_DIR, their report directory:
+it is mirrored inside the queue directory for chrooted daemons, and what
+they write there is moved back when the instance stops.
 """
 
 import grp
@@ -40,6 +44,9 @@ ROOT = os.path.abspath(os.environ.get("FACTEUR_ROOT") or os.path.dirname(
 BIN = os.path.abspath(os.environ.get("FACTEUR_BIN") or os.path.join(ROOT, "bin"))
 LIBEXEC = os.path.abspath(os.environ.get("FACTEUR_LIBEXEC")
                           or os.path.join(ROOT, "libexec"))
+
+# Set by run_all.py for a sanitizer build: where ASan/UBSan reports go.
+SAN_DIR = os.environ.get("FACTEUR_SAN_DIR")
 
 TEST_USER = "facteur-test"
 TEST_GROUP = "facteur-testdrop"
@@ -225,7 +232,7 @@ class Instance:
                 os.symlink(src, dst)
 
     def default_params(self):
-        return {
+        params = {
             "queue_directory": self.queue,
             "daemon_directory": self.daemon_dir,
             "maillog_file": self.maillog,
@@ -236,6 +243,13 @@ class Instance:
             "inet_interfaces": "loopback-only",
             "service_throttle_time": "2s",
         }
+        if os.environ.get("ASAN_OPTIONS") or os.environ.get("UBSAN_OPTIONS"):
+            # master keeps only import_environment for its children: the
+            # default list plus the sanitizer options (run_all.py points
+            # their reports at a directory, daemons' stderr is /dev/null).
+            params["import_environment"] = ("FACTEUR_CONFIG_DIR MAIL_DEBUG MAIL_LOGTAG TZ "
+                                            "LANG=C ASAN_OPTIONS UBSAN_OPTIONS")
+        return params
 
     def configure(self, params=None, services=None, raw_main=None, raw_master=None):
         """Write main.cf (defaults updated with params) and master.cf (lines).
@@ -318,6 +332,7 @@ class Instance:
         foreground), then wait until it is ready."""
         if foreground:
             self.facteur_check()
+            self._san_jail_make()
             self._fg_out = open(os.path.join(self.logdir, "master.out"), "ab")
             self.master_proc = subprocess.Popen(
                 [os.path.join(self.daemon_dir, "master"), "-c", self.confdir, "-d"],
@@ -327,6 +342,7 @@ class Instance:
             if r.returncode != 0:
                 raise AssertionError("facteur start failed (%d): %s%s" % (
                     r.returncode, r.stdout, r.stderr))
+            self._san_jail_make()
         self.started = True
         if wait:
             self.wait_ready(timeout)
@@ -418,6 +434,7 @@ class Instance:
                 except ProcessLookupError:
                     pass
         self.started = False
+        self._san_jail_collect()
         if check and problems:
             raise AssertionError("; ".join(problems))
         return problems
@@ -425,7 +442,31 @@ class Instance:
     def cleanup(self):
         if self.started or self.instance_pids():
             self.stop(check=False)
+        self._san_jail_collect()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- sanitizer reports of chrooted daemons ------------------------
+
+    def _san_jail(self):
+        """SAN_DIR as a daemon chrooted into the queue directory sees it."""
+        return os.path.join(self.queue, SAN_DIR.lstrip("/")) if SAN_DIR else None
+
+    def _san_jail_make(self):
+        jail = self._san_jail()
+        if jail is not None and os.path.isdir(self.queue):
+            os.makedirs(jail, exist_ok=True)
+            os.chmod(jail, 0o1777)
+
+    def _san_jail_collect(self):
+        """Move reports written inside the chroot to SAN_DIR (run_all.py
+        counts them there)."""
+        jail = self._san_jail()
+        if jail is None or not os.path.isdir(jail):
+            return
+        for name in os.listdir(jail):
+            shutil.move(os.path.join(jail, name),
+                        os.path.join(SAN_DIR, "chroot-%s-%s" % (os.path.basename(self.dir),
+                                                                name)))
 
     # ---- the log ------------------------------------------------------
 
