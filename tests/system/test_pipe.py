@@ -294,3 +294,24 @@ def test_forged_request_only_runs_what_the_aliases_say(instance):
                               % qid)
     finally:
         close_agents(agents)
+
+
+@pytest.mark.skipif(not fh.is_root(), reason="needs root to own files as others")
+def test_hash_alias_table_owner_is_the_db_owner(instance):
+    """hash: aliases (built by facteur-map -a, as newaliases does): the
+    rights come from PATH.db, not from the source text."""
+    owner = pipe_user()
+    src = instance.write_file("etc/hashaliases",
+                              'prog: "|%s/record hashprog"\n' % os.path.join(instance.dir, "bin"))
+    r = fh.run_cmd([os.path.join(fh.BIN, "facteur-map"), "-a", "hash:" + src])
+    assert r.returncode == 0, r.stderr
+    os.chown(src + ".db", owner.pw_uid, owner.pw_gid)
+    agents, out = pipe_instance(instance, "", params={"alias_maps": "hash:" + src})
+    try:
+        qid = queue_msg(instance, "s@example.org", ["prog@localhost"])
+        trigger(instance)
+        instance.wait_for_log(r"%s: removed" % qid)
+        with open(os.path.join(out, "hashprog.uid")) as f:
+            assert int(f.read()) == owner.pw_uid
+    finally:
+        close_agents(agents)
