@@ -15,6 +15,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# As given, before the defaults: the stop hint repeats what was not default.
+BIN_GIVEN=${BIN:-bin}
+LIBEXEC_GIVEN=${LIBEXEC:-libexec}
 BIN=${BIN:-bin}
 LIBEXEC=${LIBEXEC:-libexec}
 RUN=${RUN:-run}
@@ -178,6 +181,22 @@ show_listeners() {
     return 0
 }
 
+# The command that stops this instance: `make stop` for ./run (with BIN and
+# LIBEXEC when they were not the defaults), else the script with RUN.
+stop_command() {
+    local vars=""
+    [ "$BIN_GIVEN" != bin ] && vars="$vars BIN=$(printf '%q' "$BIN_GIVEN")"
+    [ "$LIBEXEC_GIVEN" != libexec ] && vars="$vars LIBEXEC=$(printf '%q' "$LIBEXEC_GIVEN")"
+    if [ "$RUN" = "$ROOT/run" ]; then
+        printf 'make stop%s' "$vars"
+        [ "$PWD" = "$ROOT" ] || printf '   (in %s)' "$ROOT"
+    else
+        local script=tools/run-instance.sh
+        [ "$PWD" = "$ROOT" ] || script=$ROOT/$script
+        printf 'RUN=%s%s %s stop' "$(printf '%q' "$RUN")" "$vars" "$(printf '%q' "$script")"
+    fi
+}
+
 show_howto() {
     cat <<EOF
 
@@ -185,12 +204,12 @@ Try it:
   swaks --server 127.0.0.1:${PORTS[smtp]} --from you@$DOMAIN --to $DEMO_USER
     (qmgr -> local, the LMTP client -> lmtpd on private/lmtp ->
      ${RUN#$ROOT/}/mail/$DEMO_USER/Maildir/new)
-  python3 -c "import smtplib; print(smtplib.LMTP('${RUN#$ROOT/}/spool/private/lmtp').ehlo())"
+  python3 -c "import smtplib; print(smtplib.LMTP('$RUN/spool/private/lmtp').ehlo())"
   swaks --server 127.0.0.1:${PORTS[submission]} --tls --auth PLAIN \\
-        --auth-user $DEMO_USER --auth-password $DEMO_PASSWORD --to someone@$DOMAIN
+        --auth-user $DEMO_USER --auth-password $DEMO_PASSWORD --to $DEMO_USER
   ${BIN#$ROOT/}/facteur -c ${ETC#$ROOT/} status
 Log:    ${RUN#$ROOT/}/log/maillog   (tail -f ${RUN#$ROOT/}/log/maillog)
-Stop:   make stop
+Stop:   $(stop_command)
 EOF
 }
 
