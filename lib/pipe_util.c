@@ -101,7 +101,8 @@ void pipe_output_text(struct strbuf *text, const char *out, size_t len)
             space = true;
             continue;
         }
-        if (n >= PIPE_OUTPUT_MAX) {
+        /* The byte and the space before it must both fit. */
+        if (n + (space && n > 0 ? 2 : 1) > PIPE_OUTPUT_MAX) {
             strbuf_append(text, "...");
             return;
         }

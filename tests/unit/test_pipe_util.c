@@ -95,6 +95,14 @@ static void test_output_text(void **state)
     pipe_output_text(text, strbuf_str(big), strbuf_len(big));
     assert_int_equal(strbuf_len(text), 3 + PIPE_OUTPUT_MAX + 3);
     assert_string_equal(strbuf_str(text) + strbuf_len(text) - 3, "...");
+    /* A space falling at the limit does not push the text past it. */
+    strbuf_reset(big);
+    for (int i = 0; i < PIPE_OUTPUT_MAX - 1; i++)
+        strbuf_appendc(big, 'a');
+    strbuf_append(big, " b");
+    strbuf_set(text, "x");
+    pipe_output_text(text, strbuf_str(big), strbuf_len(big));
+    assert_int_equal(strbuf_len(text), 3 + PIPE_OUTPUT_MAX - 1 + 3);
     strbuf_free(&text);
     strbuf_free(&big);
 }
