@@ -236,7 +236,18 @@ static void pipe_child(const struct pipe_job *j, int in_fd, int out_fd)
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         _exit(EX_OSERR);
     closefrom(3);
-    signal(SIGPIPE, SIG_DFL);
+    /* A command starts with default signal handling: nothing the agent
+     * blocked (lib/events takes signals through signalfd) or ignored. */
+    {
+        static const int sigs[] = { SIGPIPE, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD,
+                                    SIGUSR1, SIGUSR2, SIGALRM };
+        sigset_t none;
+
+        for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+            signal(sigs[k], SIG_DFL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
     if (privs_switch_user(j->uid, j->gid, why) < 0) {
         dprintf(1, "%s\n", strbuf_str(why));
         _exit(EX_TEMPFAIL);

@@ -52,9 +52,10 @@ def pipe_instance(inst, aliases, params=None, owner=None):
     os.makedirs(bindir, exist_ok=True)
     os.chmod(bindir, 0o755)
     scripts = {
-        # record NAME: uid, environment and stdin into out/NAME.*
-        "record": 'id -u > "%s/$1.uid"\nenv > "%s/$1.env"\ncat > "%s/$1.in"\nexit 0\n'
-                  % (out, out, out),
+        # record NAME: uid, environment, signal mask and stdin into out/NAME.*
+        "record": 'id -u > "%s/$1.uid"\nenv > "%s/$1.env"\n'
+                  'grep -E "^Sig(Blk|Ign):" /proc/$$/status > "%s/$1.sig"\n'
+                  'cat > "%s/$1.in"\nexit 0\n' % (out, out, out, out),
         # fail CODE: a line of output, the input read, exit CODE
         "fail": 'echo "sorry: mailbox $1 unavailable"\ncat > /dev/null\nexit "$1"\n',
         # hang: a background child, then wait forever (the group must die)
@@ -123,6 +124,10 @@ def test_command_runs_as_alias_owner_with_envelope_in_env(instance):
         assert env["LOCAL"] == "prog" and env["DOMAIN"] == "localhost"
         assert env["EXTENSION"] == "" and env["ORIGINAL_RECIPIENT"] == "prog@localhost"
         assert env["PATH"] == "/usr/bin:/bin"
+        # Default signal handling: nothing blocked or ignored by the agent.
+        with open(os.path.join(out, "prog.sig")) as f:
+            sig = dict(line.split() for line in f.read().replace(":", "").splitlines())
+        assert int(sig["SigBlk"], 16) == 0 and int(sig["SigIgn"], 16) == 0, sig
         # A clean environment: nothing of the agent's own beyond the list.
         assert not any(k.startswith("FACTEUR_") and k != "FACTEUR_CONFIG_DIR" for k in env)
         with open(os.path.join(out, "prog.in")) as f:
