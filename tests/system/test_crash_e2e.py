@@ -28,7 +28,9 @@ timing, so the rate stays visible.  The local path has no such excuse:
 lmtpd's keyed delivery makes the retry find its earlier file.
 """
 
+import fcntl
 import os
+import pwd
 import random
 import re
 import signal
@@ -38,6 +40,8 @@ import threading
 import time
 
 import facteur_harness as fh
+import qfile_py
+import smtp_client_fixture as scf
 from conftest import require_command, require_daemon
 
 MESSAGES = 1000
@@ -470,3 +474,106 @@ def test_local_path_kill9_qmgr_local_and_lmtpd(make_instance):
     assert kills["qmgr"] >= QMGR_KILLS // 2, kills
     assert kills["smtp"] + kills["lmtpd"] >= AGENT_KILLS // 2, kills
     assert inst.log_lines(r"qmgr\[\d+\]: recovering \d+ messages? left in the active queue")
+
+
+# ---- the guards one at a time, deterministically ---------------------------
+
+MSG = b"From: sender@src.example\nMessage-ID: <guard@src.example>\nSubject: guard\n\nbody\n"
+
+
+def start_agent_only(make_instance):
+    """master and the smtp agent alone: the test plays qmgr."""
+    require_daemon("master", "smtp")
+    inst = make_instance("crash-agent")
+    p = {"smtp_dns_resolver_address": "", "smtp_tls_security_level": "none",
+         "smtp_connect_timeout": "5s"}
+    if os.environ.get("ASAN_OPTIONS"):
+        p["import_environment"] = "FACTEUR_CONFIG_DIR TZ LANG=C ASAN_OPTIONS UBSAN_OPTIONS"
+    inst.configure(p, [fh.service_line("smtp", "unix", "smtp")])
+    inst.start()
+    return inst
+
+
+def statuses(inst, qid, queue="active"):
+    return [r[1] for r in qfile_py.read_queue_file(os.path.join(inst.queue, queue, qid))["rcpts"]]
+
+
+def test_agent_writes_the_done_marks_it_is_asked_for(make_instance, tmp_path):
+    receiver = Receiver(str(tmp_path / "ids"))
+    try:
+        inst = start_agent_only(make_instance)
+        rcpts = ["a@far.example", "b@far.example"]
+        for mark, want in ((True, ["S", "S"]), (False, ["T", "T"])):
+            qid = scf.write_queue_file(inst.queue, "sender@src.example", rcpts, MSG,
+                                       owner=inst.mail_owner)
+            req = scf.delivery_request(qid, "[127.0.0.1]:%d" % receiver.port,
+                                       "sender@src.example", rcpts)
+            if mark:
+                req.append(("mark_sent", 1))
+            with fh.AttrClient(inst.socket_path("smtp"), 30) as c:
+                reply = c.request(req)
+            assert reply is not None and [s[0] for s in scf.reply_statuses(reply)] == [0, 0], \
+                (reply, inst.log_text()[-1500:])
+            # qmgr has not marked anything: the marks are the agent's own.
+            assert statuses(inst, qid) == want, mark
+        assert len(receiver.ids) == 2
+    finally:
+        receiver.stop()
+
+
+def test_agent_drops_a_request_whose_qmgr_died(make_instance, tmp_path):
+    receiver = Receiver(str(tmp_path / "ids"))
+    try:
+        inst = start_agent_only(make_instance)
+        rcpts = ["a@far.example"]
+        qid = scf.write_queue_file(inst.queue, "sender@src.example", rcpts, MSG,
+                                   owner=inst.mail_owner)
+        req = scf.delivery_request(qid, "[127.0.0.1]:%d" % receiver.port,
+                                   "sender@src.example", rcpts) + [("mark_sent", 1)]
+        # Hold the file as a restarted qmgr's check does, so the agent waits
+        # for its lock with the request read; "qmgr" dies meanwhile.
+        with open(os.path.join(inst.queue, "active", qid), "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            c = fh.AttrClient(inst.socket_path("smtp"), 10)
+            c.send(req)
+            inst.wait_service_pid("smtp")
+            time.sleep(0.3)
+            c.close()
+            time.sleep(0.1)
+        inst.wait_for_log(r"%s: qmgr went away before the delivery started: request dropped"
+                          % qid)
+        time.sleep(0.5)
+        assert receiver.sessions == 0 and receiver.ids == []
+        assert statuses(inst, qid) == ["T"]
+    finally:
+        receiver.stop()
+
+
+def test_qmgr_waits_for_a_file_an_agent_still_holds(make_instance, tmp_path):
+    receiver = Receiver(str(tmp_path / "ids"))
+    try:
+        inst = make_instance("crash-lock")
+        start_remote(inst, receiver.port)
+        owner = None
+        if fh.is_root():
+            pw = pwd.getpwnam(inst.mail_owner)
+            owner = (pw.pw_uid, pw.pw_gid)
+        # Queued in hold/ (never scanned), locked as an agent of a dead qmgr
+        # would hold it, then put where qmgr takes it up (due at once).
+        qid = qfile_py.write_queue_file(inst.queue, "sender@src.example",
+                                        ["x@far.example"], MSG, queue="hold", owner=owner)
+        mark = inst.log_mark()
+        with open(os.path.join(inst.queue, "hold", qid), "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            os.rename(os.path.join(inst.queue, "hold", qid),
+                      os.path.join(inst.queue, "deferred", qid))
+            inst.wait_for_log(r"qmgr\[\d+\]: %s: a delivery agent is still working on it"
+                              % qid, timeout=15, since=mark)
+            time.sleep(1.0)
+            assert receiver.ids == [], "delivered while an agent held the file"
+        fh.wait_until(lambda: receiver.ids, 10, "the delivery once the lock is released")
+        fh.wait_until(lambda: queue_count(inst) == 0, 10, "the queue to empty")
+        time.sleep(0.5)
+        assert receiver.ids == ["guard@src.example"]
+    finally:
+        receiver.stop()
