@@ -107,7 +107,7 @@ static void put_rcpt(struct strbuf *out, const unsigned char *d, uint32_t len)
         return;
     }
     switch (d[0]) {
-    case QFILE_RCPT_TODO: field = "recipient"; break;
+    case QFILE_RCPT_OPEN: field = "recipient"; break;
     case QFILE_RCPT_SENT: field = "done_recipient"; break;
     case QFILE_RCPT_BOUNCED: field = "bounced_recipient"; break;
     case QFILE_RCPT_DROPPED: field = "dropped_recipient"; break;

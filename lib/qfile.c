@@ -236,7 +236,7 @@ int qfile_add_rcpt(struct qfile_writer *w, const char *addr, const char *orcpt, 
         return writer_fail(w, "bad ORCPT");
     if (notify & ~QFILE_NOTIFY_MASK)
         return writer_fail(w, "bad NOTIFY bits");
-    fixed[0] = QFILE_RCPT_TODO;
+    fixed[0] = QFILE_RCPT_OPEN;
     fixed[1] = (unsigned char)notify;
     fixed[2] = (unsigned char)(alen >> 8);
     fixed[3] = (unsigned char)alen;

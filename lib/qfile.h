@@ -113,7 +113,7 @@
 #define QFILE_CHUNK_MAX     65536
 
 /* Recipient status byte. */
-#define QFILE_RCPT_TODO     'T'     /* not yet delivered */
+#define QFILE_RCPT_OPEN     'T'     /* not yet delivered */
 #define QFILE_RCPT_SENT     'S'     /* delivered */
 #define QFILE_RCPT_BOUNCED  'B'     /* failed for good; any DSN owed is queued */
 #define QFILE_RCPT_DROPPED  'X'     /* removed (admin, milter): no delivery */
@@ -282,7 +282,7 @@ const struct qfile_env *qfile_env(const struct qfile *qf);
 const char *qfile_qid(const struct qfile *qf);
 /* Value of the first attribute called name, or NULL. */
 const char *qfile_attr(const struct qfile *qf, const char *name);
-/* True if every recipient's status is not QFILE_RCPT_TODO. */
+/* True if every recipient's status is not QFILE_RCPT_OPEN. */
 bool qfile_all_done(const struct qfile *qf);
 
 /* Read up to len content bytes: returns the count, 0 at the end, -1 with

@@ -138,7 +138,7 @@ static int parse_rcpt(struct qfile *qf, struct check *ck, off_t off, const unsig
 
     if (len < 5)
         CORRUPT("recipient record too short at offset %lld", (long long)off);
-    if (d[0] != QFILE_RCPT_TODO && d[0] != QFILE_RCPT_SENT && d[0] != QFILE_RCPT_BOUNCED
+    if (d[0] != QFILE_RCPT_OPEN && d[0] != QFILE_RCPT_SENT && d[0] != QFILE_RCPT_BOUNCED
         && d[0] != QFILE_RCPT_DROPPED)
         CORRUPT("bad recipient status at offset %lld", (long long)off);
     if (d[1] & ~QFILE_NOTIFY_MASK)
@@ -427,7 +427,7 @@ const char *qfile_attr(const struct qfile *qf, const char *name)
 bool qfile_all_done(const struct qfile *qf)
 {
     for (size_t i = 0; i < qf->env.nrcpt; i++)
-        if (qf->env.rcpts[i].status == QFILE_RCPT_TODO)
+        if (qf->env.rcpts[i].status == QFILE_RCPT_OPEN)
             return false;
     return true;
 }
@@ -495,7 +495,7 @@ int qfile_rcpt_set(struct qfile *qf, size_t i, int status, struct strbuf *why)
         strbuf_printf(why, "no recipient #%zu", i);
         return -1;
     }
-    if (status != QFILE_RCPT_TODO && status != QFILE_RCPT_SENT && status != QFILE_RCPT_BOUNCED
+    if (status != QFILE_RCPT_OPEN && status != QFILE_RCPT_SENT && status != QFILE_RCPT_BOUNCED
         && status != QFILE_RCPT_DROPPED) {
         strbuf_printf(why, "bad recipient status %d", status);
         return -1;

@@ -243,7 +243,7 @@ int queue_msg_load(const char *queue_dir, const char *queue, const char *qid,
     m->sender = xstrdup(env->sender);
     m->rcpts = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*m->rcpts));
     for (size_t i = 0; i < env->nrcpt; i++) {
-        if (env->rcpts[i].status != QFILE_RCPT_TODO)
+        if (env->rcpts[i].status != QFILE_RCPT_OPEN)
             continue;
         m->rcpts[m->nrcpt].addr = xstrdup(env->rcpts[i].addr);
         m->rcpts[m->nrcpt].reason = xstrdup("");

@@ -625,7 +625,7 @@ void qmgr_message_load(const char *qid)
     struct resolve_result *res;
     struct qmgr_pending *pend = NULL;
     struct qmgr_outcome *bounces = NULL;
-    size_t npend = 0, nbounce = 0, todo = 0;
+    size_t npend = 0, nbounce = 0, nopen = 0;
     const char *origin;
     bool corrupt = false;
     struct qfile *qf;
@@ -659,16 +659,16 @@ void qmgr_message_load(const char *qid)
     qmgr_messages = msg;
     qmgr_active_count++;
     for (size_t i = 0; i < env->nrcpt; i++)
-        todo += env->rcpts[i].status == QFILE_RCPT_TODO;
+        nopen += env->rcpts[i].status == QFILE_RCPT_OPEN;
     log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", qid, msg->sender,
              (unsigned long long)env->content_size, env->nrcpt);
 
     /* One extra hold on the message while its recipients are resolved,
      * so decisions made here cannot finish it under our feet. */
     msg->pending = 1;
-    res = xcalloc(todo ? todo : 1, sizeof(*res));
+    res = xcalloc(nopen ? nopen : 1, sizeof(*res));
     for (size_t i = 0, k = 0; i < env->nrcpt; i++) {
-        if (env->rcpts[i].status != QFILE_RCPT_TODO)
+        if (env->rcpts[i].status != QFILE_RCPT_OPEN)
             continue;
         qmgr_resolve_rcpt(msg, i, &res[k++], &pend, &npend, &bounces, &nbounce);
     }
@@ -687,7 +687,7 @@ void qmgr_message_load(const char *qid)
     for (size_t i = 0; i < npend; i++)
         qmgr_sched_enqueue(pend[i].transport, pend[i].nexthop, pend[i].e);
     free(pend);
-    for (size_t i = 0; i < todo; i++)
+    for (size_t i = 0; i < nopen; i++)
         resolve_result_clear(&res[i]);
     free(res);
     if (msg->forwarded)

@@ -164,7 +164,7 @@ static void test_round_trip(void **state)
     assert_string_equal(env->rcpts[2].addr, "j\xc3\xb6rg@example.org");
     assert_int_equal(env->rcpts[2].notify, QFILE_NOTIFY_NEVER);
     for (size_t i = 0; i < 3; i++)
-        assert_int_equal(env->rcpts[i].status, QFILE_RCPT_TODO);
+        assert_int_equal(env->rcpts[i].status, QFILE_RCPT_OPEN);
     assert_int_equal(env->ret, 'H');
     assert_string_equal(env->envid, "QQ314159");
     assert_int_equal(env->flags, QFILE_FL_SMTPUTF8 | QFILE_FL_8BITMIME);
@@ -292,9 +292,9 @@ static void build(struct strbuf *sb, enum mutation m)
     if (m == MUT_BAD_STATUS)
         rec_rcpt(sb, 'Q', 0, "r@example.org", "");
     else if (m == MUT_BAD_NOTIFY)
-        rec_rcpt(sb, QFILE_RCPT_TODO, 0x10, "r@example.org", "");
+        rec_rcpt(sb, QFILE_RCPT_OPEN, 0x10, "r@example.org", "");
     else if (m == MUT_ALEN_ZERO)
-        rec_rcpt(sb, QFILE_RCPT_TODO, 0, "", "rfc822;x");
+        rec_rcpt(sb, QFILE_RCPT_OPEN, 0, "", "rfc822;x");
     else if (m == MUT_ALEN_PAST_RECORD)
         rec(sb, QFILE_REC_RCPT, "T\0\0\x20" "short", 9);
     else if (m == MUT_RCPT_SHORT)
@@ -304,10 +304,10 @@ static void build(struct strbuf *sb, enum mutation m)
         strbuf_append(big, "rfc822;");
         while (strbuf_len(big) <= QFILE_ORCPT_MAX)
             strbuf_appendc(big, 'o');
-        rec_rcpt(sb, QFILE_RCPT_TODO, 0, "r@example.org", strbuf_str(big));
+        rec_rcpt(sb, QFILE_RCPT_OPEN, 0, "r@example.org", strbuf_str(big));
         strbuf_free(&big);
     } else if (m != MUT_NO_RCPT && m != MUT_RCPT_AFTER_CONTENT)
-        rec_rcpt(sb, QFILE_RCPT_TODO, QFILE_NOTIFY_DELAY, "r@example.org", "rfc822;r@example.org");
+        rec_rcpt(sb, QFILE_RCPT_OPEN, QFILE_NOTIFY_DELAY, "r@example.org", "rfc822;r@example.org");
     rec(sb, QFILE_REC_RET, m == MUT_BAD_RET ? "X" : "F", 1);
     if (m == MUT_LONG_ENVID)
         rec_s(sb, QFILE_REC_ENVID, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
@@ -334,7 +334,7 @@ static void build(struct strbuf *sb, enum mutation m)
     rec_s(sb, QFILE_REC_CONTENT, "Subject: x\n\n");
     rec_s(sb, QFILE_REC_CONTENT, "body\n");
     if (m == MUT_RCPT_AFTER_CONTENT)
-        rec_rcpt(sb, QFILE_RCPT_TODO, 0, "r@example.org", "");
+        rec_rcpt(sb, QFILE_RCPT_OPEN, 0, "r@example.org", "");
     if (m == MUT_LENGTH_PAST_EOF) {
         /* a content record that claims 1000 bytes where 3 follow */
         strbuf_appendn(sb, "M\0\0\x03\xe8" "abc", 8);
@@ -531,9 +531,9 @@ static void test_done_flags(void **state)
 
     qf = qfile_open(path, QFILE_OPEN_RDWR, &corrupt, f->why);
     assert_non_null(qf);
-    assert_int_equal(qfile_env(qf)->rcpts[0].status, QFILE_RCPT_TODO);
+    assert_int_equal(qfile_env(qf)->rcpts[0].status, QFILE_RCPT_OPEN);
     assert_int_equal(qfile_env(qf)->rcpts[1].status, QFILE_RCPT_SENT);
-    assert_int_equal(qfile_env(qf)->rcpts[2].status, QFILE_RCPT_TODO);
+    assert_int_equal(qfile_env(qf)->rcpts[2].status, QFILE_RCPT_OPEN);
     assert_int_equal(qfile_env(qf)->rcpts[3].status, QFILE_RCPT_BOUNCED);
     assert_false(qfile_all_done(qf));
     assert_int_equal(qfile_rcpt_set(qf, 0, QFILE_RCPT_DROPPED, f->why), 0);
