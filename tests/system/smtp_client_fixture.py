@@ -129,11 +129,28 @@ class SmtpSink:
         if self.proc.poll() is not None:
             raise AssertionError("smtp-sink exited: %s" % self.proc.stderr.read())
 
+    SETTLE = 0.3        # seconds a dump must stay unchanged before it is read
+    SETTLE_MAX = 5.0    # seconds one call waits at most for dumps to settle
+
     def messages(self):
+        """Every dump, each read once it has stopped changing: smtp-sink
+        creates the file when DATA starts and writes as the message arrives,
+        so an early read saw b"" (seen under ASan).  A dump smtp-sink
+        removes meanwhile (a transaction cut short) is no message."""
         out = []
+        deadline = time.monotonic() + self.SETTLE_MAX
         for name in sorted(os.listdir(self.dumpdir)):
-            with open(os.path.join(self.dumpdir, name), "rb") as f:
-                out.append(f.read())
+            path = os.path.join(self.dumpdir, name)
+            try:
+                while time.monotonic() < deadline:
+                    st = os.stat(path)
+                    if st.st_size > 0 and time.time() - st.st_mtime >= self.SETTLE:
+                        break
+                    time.sleep(0.05)
+                with open(path, "rb") as f:
+                    out.append(f.read())
+            except FileNotFoundError:
+                continue
         return out
 
     def stop(self):
