@@ -492,3 +492,24 @@ int map_read_file(const char *path, size_t max, struct strbuf *buf,
     close(fd);
     return 0;
 }
+
+int map_memtab_ops_lookup(struct map *m, const char *key, struct strbuf *value_r,
+                          struct strbuf *why)
+{
+    const char *v = map_memtab_find(m->priv, key);
+
+    if (v == NULL)
+        return MAP_NOTFOUND;
+    strbuf_set(value_r, v);
+    return MAP_FOUND;
+}
+
+int map_memtab_ops_iterate(struct map *m, map_iter_fn *fn, void *ctx, struct strbuf *why)
+{
+    return map_memtab_iterate(m->priv, fn, ctx);
+}
+
+void map_memtab_ops_close(struct map *m)
+{
+    map_memtab_free((struct map_memtab **)&m->priv);
+}

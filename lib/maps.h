@@ -200,6 +200,12 @@ const char *map_memtab_find(const struct map_memtab *t, const char *key);
 int map_memtab_iterate(const struct map_memtab *t, map_iter_fn *fn, void *ctx);
 size_t map_memtab_count(const struct map_memtab *t);
 void map_memtab_free(struct map_memtab **tp);
+/* map_ops members for a backend whose m->priv is a struct map_memtab
+ * loaded at open (inline:, texthash:). */
+int map_memtab_ops_lookup(struct map *m, const char *key, struct strbuf *value_r,
+                          struct strbuf *why);
+int map_memtab_ops_iterate(struct map *m, map_iter_fn *fn, void *ctx, struct strbuf *why);
+void map_memtab_ops_close(struct map *m);
 
 /* Read a whole regular file (at most max bytes) into buf; -1 with why. */
 int map_read_file(const char *path, size_t max, struct strbuf *buf,

@@ -127,33 +127,11 @@ fail:
     return -1;
 }
 
-static int inline_lookup(struct map *m, const char *key,
-                         struct strbuf *value_r, struct strbuf *why)
-{
-    const char *v = map_memtab_find(m->priv, key);
-
-    if (v == NULL)
-        return MAP_NOTFOUND;
-    strbuf_set(value_r, v);
-    return MAP_FOUND;
-}
-
-static int inline_iterate(struct map *m, map_iter_fn *fn, void *ctx,
-                          struct strbuf *why)
-{
-    return map_memtab_iterate(m->priv, fn, ctx);
-}
-
-static void inline_close(struct map *m)
-{
-    map_memtab_free((struct map_memtab **)&m->priv);
-}
-
 const struct map_ops map_ops_inline = {
     .type = "inline",
     .fixed = true,
     .open = inline_open,
-    .lookup = inline_lookup,
-    .iterate = inline_iterate,
-    .close = inline_close,
+    .lookup = map_memtab_ops_lookup,
+    .iterate = map_memtab_ops_iterate,
+    .close = map_memtab_ops_close,
 };

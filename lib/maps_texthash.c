@@ -55,33 +55,11 @@ static int texthash_open(struct map *m, struct strbuf *why)
     return 0;
 }
 
-static int texthash_lookup(struct map *m, const char *key,
-                           struct strbuf *value_r, struct strbuf *why)
-{
-    const char *v = map_memtab_find(m->priv, key);
-
-    if (v == NULL)
-        return MAP_NOTFOUND;
-    strbuf_set(value_r, v);
-    return MAP_FOUND;
-}
-
-static int texthash_iterate(struct map *m, map_iter_fn *fn, void *ctx,
-                            struct strbuf *why)
-{
-    return map_memtab_iterate(m->priv, fn, ctx);
-}
-
-static void texthash_close(struct map *m)
-{
-    map_memtab_free((struct map_memtab **)&m->priv);
-}
-
 const struct map_ops map_ops_texthash = {
     .type = "texthash",
     .fixed = true,
     .open = texthash_open,
-    .lookup = texthash_lookup,
-    .iterate = texthash_iterate,
-    .close = texthash_close,
+    .lookup = map_memtab_ops_lookup,
+    .iterate = map_memtab_ops_iterate,
+    .close = map_memtab_ops_close,
 };
