@@ -438,7 +438,7 @@ class SignedZoneUnbound:
         self.zone = zone.rstrip(".") + "."
         self.dir = tempfile.mkdtemp(prefix="facteur-dnssec-")
         os.chmod(self.dir, 0o755)
-        from test_dns import free_udp_tcp_port
+        from test_dns import free_udp_tcp_port, unbound_server_lines
         self.port = free_udp_tcp_port()
         self.address = "127.0.0.1@%d" % self.port
         zf = os.path.join(self.dir, "zone")
@@ -460,22 +460,7 @@ class SignedZoneUnbound:
         self.trust_anchor = os.path.join(self.dir, key + ".key")
         for n in os.listdir(self.dir):
             os.chmod(os.path.join(self.dir, n), 0o644)
-        conf = "\n".join([
-            "server:",
-            "    interface: 127.0.0.1@%d" % self.port,
-            "    port: %d" % self.port,
-            "    do-daemonize: no",
-            '    username: ""',
-            '    chroot: ""',
-            '    directory: "%s"' % self.dir,
-            '    pidfile: ""',
-            "    use-syslog: no",
-            '    logfile: ""',
-            "    verbosity: 1",
-            "    do-ip6: no",
-            "    num-threads: 1",
-            "    access-control: 127.0.0.0/8 allow",
-            '    local-zone: "." refuse',
+        conf = "\n".join(unbound_server_lines(self.port, self.dir) + [
             '    local-zone: "%s" transparent' % self.zone,
             "auth-zone:",
             '    name: "%s"' % self.zone,

@@ -52,6 +52,29 @@ ZONE_DATA = [
 ZONES = ["example.", "18.198.in-addr.arpa."]
 
 
+
+def unbound_server_lines(port, directory):
+    """The server: section every private test unbound starts with: loopback
+    on port, no daemon, no privileges dropped, and never recursing (anything
+    outside the local zones is refused)."""
+    return [
+        "server:",
+        "    interface: 127.0.0.1@%d" % port,
+        "    port: %d" % port,
+        "    do-daemonize: no",
+        '    username: ""',
+        '    chroot: ""',
+        '    directory: "%s"' % directory,
+        '    pidfile: ""',
+        "    use-syslog: no",
+        '    logfile: ""',
+        "    verbosity: 1",
+        "    do-ip6: no",
+        "    num-threads: 1",
+        "    access-control: 127.0.0.0/8 allow",
+        '    local-zone: "." refuse',
+    ]
+
 def free_udp_tcp_port():
     """A port free for both UDP and TCP on 127.0.0.1 (unbound takes both)."""
     for _ in range(100):
@@ -75,24 +98,7 @@ class LocalUnbound:
         os.chmod(self.dir, 0o755)
         self.port = free_udp_tcp_port()
         self.address = "127.0.0.1@%d" % self.port
-        lines = [
-            "server:",
-            "    interface: 127.0.0.1@%d" % self.port,
-            "    port: %d" % self.port,
-            "    do-daemonize: no",
-            '    username: ""',
-            '    chroot: ""',
-            '    directory: "%s"' % self.dir,
-            '    pidfile: ""',
-            "    use-syslog: no",
-            '    logfile: ""',
-            "    verbosity: 1",
-            "    do-ip6: no",
-            "    num-threads: 1",
-            "    access-control: 127.0.0.0/8 allow",
-            # Never recurse: anything outside the local zones is refused.
-            '    local-zone: "." refuse',
-        ]
+        lines = unbound_server_lines(self.port, self.dir)
         for z in list(ZONES) + list(zones):
             lines.append('    local-zone: "%s" static' % z)
         for rr in list(ZONE_DATA) + list(data):
